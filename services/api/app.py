@@ -1,0 +1,78 @@
+"""The FastAPI application: lifespan resources, routers and error handlers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from services.api import problems
+from services.api.api_keys.router import router as api_keys_router
+from services.api.audit.router import router as audit_router
+from services.api.auth import KeyCache
+from services.api.channels.router import router as channels_router
+from services.api.customers.router import router as customers_router
+from services.api.interactions.router import router as interactions_router
+from services.api.ops.router import router as ops_router
+from services.api.tickets.router import router as tickets_router
+from services.core.config import Settings, get_settings
+from services.core.db import create_engine, create_sessionmaker
+
+DESCRIPTION = """
+The system of record for customers and sales channels, and their early-warning system.
+
+* Every `/v1` endpoint needs `Authorization: Bearer <API key>`; keys carry scopes
+  `read`, `write` (includes read) and `admin` (includes both).
+* Errors are RFC 9457 `application/problem+json`; `errors` names each bad field.
+* Lists use cursor pagination: pass `next_cursor` back as `cursor`.
+* Creates accept `Idempotency-Key`; reads return an `ETag`, and PATCH honours `If-Match`.
+"""
+
+TAGS = [
+    {"name": "customers", "description": "Customers, their channel history, batch upsert."},
+    {"name": "channels", "description": "Sales partners: agents, distributors, resellers, stores."},
+    {"name": "interactions", "description": "Immutable events: orders, visits, feedback, ..."},
+    {"name": "tickets", "description": "Service cases with priority, status and SLA times."},
+    {"name": "api-keys", "description": "Keys and their scopes (admin)."},
+    {"name": "audit", "description": "Who changed what, before and after."},
+    {"name": "ops", "description": "Liveness and readiness probes."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        redis = Redis.from_url(settings.require_redis_url())
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = redis
+        app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="retention-service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(ops_router)
+    for router in (
+        customers_router,
+        channels_router,
+        interactions_router,
+        tickets_router,
+        api_keys_router,
+        audit_router,
+    ):
+        app.include_router(router, prefix="/v1")
+    return app

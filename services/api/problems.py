@@ -1,0 +1,172 @@
+"""RFC 9457 problem+json for every error the API answers."""
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from asyncpg import exceptions as pg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException
+
+from services.core.errors import DomainError, FieldError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemField(BaseModel):
+    field: str = Field(
+        description="Where the problem is: `body.name`, `query.limit`, `items.3.kind`."
+    )
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[ProblemField] = Field(default_factory=list)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    for code, text in {
+        400: "Malformed request",
+        401: "Missing or unknown API key",
+        403: "The API key lacks the scope",
+        404: "Not found",
+        409: "Conflict with stored data",
+        412: "If-Match did not match the current version",
+        422: "Invalid input; `errors` names each field",
+    }.items()
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problems an endpoint can answer, beyond 401/403/422."""
+    return {code: PROBLEM_RESPONSES[code] for code in codes}
+
+
+V1_RESPONSES = responses(401, 403, 422)
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    errors: list[FieldError] | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body["errors"] = [e.as_dict() for e in errors or []]
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def validation_errors(raw: list[Any]) -> list[FieldError]:
+    return [FieldError(field=_loc(tuple(e["loc"])), message=e["msg"], type=e["type"]) for e in raw]
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return problem(
+        exc.status,
+        exc.title,
+        exc.detail,
+        exc.errors,
+        instance=request.url.path,
+        headers=headers,
+        **exc.extra,
+    )
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(list(exc.errors()))
+    if any(e.type == "json_invalid" for e in errors):
+        return problem(400, "Malformed JSON", "The body is not valid JSON.", errors)
+    return problem(422, "Invalid input", "Some fields are invalid.", errors, request.url.path)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, str(exc.detail), instance=request.url.path, headers=exc.headers)
+
+
+_KEY_COLUMNS = re.compile(r"Key \((?P<columns>[^)]+)\)=")
+
+
+def _field_of(cause: object) -> str:
+    """The column a PostgreSQL constraint error names in its detail: `Key (external_ref)=(…)`."""
+    column = getattr(cause, "column_name", None)
+    if column:
+        return str(column)
+    match = _KEY_COLUMNS.search(getattr(cause, "detail", None) or "")
+    return match["columns"] if match else "body"
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    cause = getattr(exc.orig, "__cause__", None)
+    field = _field_of(cause)
+    if isinstance(cause, pg.UniqueViolationError):
+        return problem(
+            409,
+            "Conflict",
+            f"Another record already has this {field}.",
+            [FieldError(field, "already exists", "unique")],
+            request.url.path,
+        )
+    if isinstance(cause, pg.ForeignKeyViolationError):
+        return problem(
+            422,
+            "Invalid input",
+            f"{field} refers to a record that does not exist.",
+            [FieldError(field, "unknown reference", "foreign_key")],
+            request.url.path,
+        )
+    if isinstance(cause, pg.CheckViolationError | pg.DataError):
+        return problem(
+            422,
+            "Invalid input",
+            str(cause).split("\n")[0],
+            [FieldError(field, "out of range", "check")],
+            request.url.path,
+        )
+    log.exception("database error", exc_info=exc)
+    return problem(503, "Database unavailable", "Try again later.", instance=request.url.path)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "Internal error", instance=request.url.path)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,48 @@
+"""The one settings object, read from the environment (and `.env`) by api, scorer and CLI."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETENTION_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy URL of PostgreSQL; unset means `retention run` starts an embedded one.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias="REDIS_URL",
+        description="Redis URL; unset means `retention run` starts an embedded one.",
+    )
+    data_dir: Path = Field(default=Path(".data"), description="Where embedded servers keep data.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    queue_name: str = Field(default="retention", description="arq queue and Redis key prefix.")
+    db_pool_size: int = 10
+    api_key_cache_seconds: float = Field(
+        default=1.0, description="How long a verified API key is trusted before re-reading it."
+    )
+    idempotency_ttl_hours: int = 24
+    log_level: str = "info"
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError("REDIS_URL is not set")
+        return self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

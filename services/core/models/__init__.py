@@ -1,0 +1,24 @@
+"""All ORM models; importing this module registers every table on `Base.metadata`."""
+
+from services.core.models.api_keys import ApiKey
+from services.core.models.audit import AuditEvent
+from services.core.models.base import Base
+from services.core.models.channels import Channel
+from services.core.models.customers import Customer, CustomerChannelMembership
+from services.core.models.events import OutboxEvent
+from services.core.models.idempotency import IdempotencyRecord
+from services.core.models.interactions import Interaction
+from services.core.models.tickets import Ticket
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Channel",
+    "Customer",
+    "CustomerChannelMembership",
+    "IdempotencyRecord",
+    "Interaction",
+    "OutboxEvent",
+    "Ticket",
+]

@@ -1,0 +1,19 @@
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.core.models.base import Base, IdMixin, TimestampsMixin
+
+
+class ApiKey(IdMixin, TimestampsMixin, Base):
+    """A bearer key; only its SHA-256 is stored, `prefix` lets people tell keys apart."""
+
+    __tablename__ = "api_keys"
+
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,37 @@
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, SmallInteger, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.core.models.base import Base, IdMixin, str_enum
+from services.core.models.enums import InteractionKind
+
+
+class Interaction(IdMixin, Base):
+    """An immutable event about a customer; the big table, read per customer and time range."""
+
+    __tablename__ = "interactions"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("channels.id"))
+    kind: Mapped[InteractionKind] = mapped_column(str_enum(InteractionKind))
+    occurred_at: Mapped[datetime]
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
+    nps: Mapped[int | None] = mapped_column(SmallInteger)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    summary: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction_range"),
+        CheckConstraint("nps BETWEEN 0 AND 10", name="nps_range"),
+        Index(None, "customer_id", "occurred_at"),
+        Index(None, "channel_id", "occurred_at"),
+        Index(None, "occurred_at", "id"),
+    )
