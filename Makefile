@@ -45,7 +45,8 @@ revision: install
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 
 bench: install
-	$(BIN)/python bench/ingest.py
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.ingest
 
 # Re-pin every transitive dependency after changing pyproject.toml.
 lock:
