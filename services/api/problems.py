@@ -122,9 +122,9 @@ def _field_of(cause: object) -> str:
     """The column a PostgreSQL constraint error names in its detail: `Key (external_ref)=(…)`."""
     column = getattr(cause, "column_name", None)
     if column:
-        return str(column)
+        return f"body.{column}"
     match = _KEY_COLUMNS.search(getattr(cause, "detail", None) or "")
-    return match["columns"] if match else "body"
+    return f"body.{match['columns']}" if match else "body"
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
@@ -135,7 +135,7 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
         return problem(
             409,
             "Conflict",
-            f"Another record already has this {field}.",
+            f"Another record already has this {field.removeprefix('body.')}.",
             [FieldError(field, "already exists", "unique")],
             request.url.path,
         )
@@ -143,7 +143,7 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
         return problem(
             422,
             "Invalid input",
-            f"{field} refers to a record that does not exist.",
+            f"{field.removeprefix('body.')} refers to a record that does not exist.",
             [FieldError(field, "unknown reference", "foreign_key")],
             request.url.path,
         )

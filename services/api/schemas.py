@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 Tags = Annotated[list[Tag], Field(max_length=50, description="Free labels, e.g. `vip`, `华东`.")]
@@ -18,8 +18,33 @@ Ref = Annotated[
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
 class InputModel(BaseModel):
     """Request bodies reject unknown fields, so a typo is an error and not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text and jsonb cannot store U+0000: refuse it here, naming the field,
+        # rather than let the database fail the whole write.
+        if _has_nul(value):
+            raise ValueError("contains a NUL character")
+        return value
+
+
+class BatchInput(BaseModel):
+    """A batch envelope: its raw items are validated one by one, each reporting its own errors."""
 
     model_config = ConfigDict(extra="forbid")
 

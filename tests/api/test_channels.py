@@ -108,7 +108,7 @@ async def test_duplicate_external_ref_is_409(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/channels", json={"name": "y", "type": "agent", "external_ref": "CH-9"}
     )
-    assert_problem(response, 409, "external_ref")
+    assert_problem(response, 409, "body.external_ref")
 
 
 async def test_filters_and_search(client: httpx.AsyncClient) -> None:

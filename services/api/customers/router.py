@@ -1,5 +1,168 @@
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-from services.api.problems import V1_RESPONSES
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from services.api.auth import Reader, Writer
+from services.api.customers import batch, service
+from services.api.customers.schemas import (
+    BatchResult,
+    ChannelHistory,
+    CustomerBatch,
+    CustomerCreate,
+    CustomerRead,
+    CustomerUpdate,
+    MembershipRead,
+)
+from services.api.deps import IfMatch, Session, etag
+from services.api.idempotency import Created, IdempotencyKey, idempotent_create
+from services.api.pagination import Cursor, Limit, Page, sort_query
+from services.api.problems import V1_RESPONSES, responses
+from services.core.errors import FieldError, InvalidInput
+from services.core.models.enums import LifecycleStage, ValueTier
 
 router = APIRouter(prefix="/customers", tags=["customers"], responses=V1_RESPONSES)
+
+SortParam = Annotated[str, sort_query("-created_at", service.SORTS)]
+
+
+@router.get("", response_model=Page[CustomerRead], summary="List customers")
+async def list_customers(
+    session: Session,
+    _: Reader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    sort: SortParam = "-created_at",
+    channel_id: uuid.UUID | None = None,
+    owner: str | None = None,
+    tier: Annotated[ValueTier | None, Query(description="Value tier.")] = None,
+    lifecycle_stage: LifecycleStage | None = None,
+    tag: str | None = None,
+    created_after: Annotated[
+        AwareDatetime | None, Query(description="Only customers created at or after this time.")
+    ] = None,
+    created_before: Annotated[
+        AwareDatetime | None, Query(description="Only customers created before this time.")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in name or external_ref.")
+    ] = None,
+    include_archived: bool = False,
+) -> Page[CustomerRead]:
+    if created_after and created_before and created_before < created_after:
+        raise InvalidInput(
+            "created_before is earlier than created_after.",
+            [FieldError("query.created_before", "before created_after", "value_error")],
+        )
+    filters = service.CustomerFilters(
+        channel_id,
+        owner,
+        tier,
+        lifecycle_stage,
+        tag,
+        created_after,
+        created_before,
+        q,
+        include_archived,
+    )
+    rows, next_cursor = await service.list_(session, filters, sort, cursor, limit)
+    return Page(items=[CustomerRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "",
+    response_model=CustomerRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a customer",
+    responses=responses(409),
+)
+async def create_customer(
+    request: Request,
+    body: CustomerCreate,
+    session: Session,
+    actor: Writer,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def create() -> Created:
+        customer = await service.create(session, actor, body)
+        headers = {"Location": f"/v1/customers/{customer.id}", "ETag": etag(customer.version)}
+        return CustomerRead.model_validate(customer), headers
+
+    return await idempotent_create(request, session, actor, idempotency_key, body, create)
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    summary="Create or update customers in bulk",
+    description="Upserts up to 1,000 customers by `external_ref` in one transaction. Each item "
+    "is validated on its own: the answer is 200 with one result per item, in request order "
+    "(`created`, `updated`, `unchanged` or `error` with the fields named as `items.N.field`). "
+    "An existing customer keeps the fields its item omits; archived customers stay archived.",
+)
+async def upsert_customers(body: CustomerBatch, session: Session, actor: Writer) -> BatchResult:
+    return await batch.upsert(session, actor, body.items)
+
+
+@router.get(
+    "/{customer_id}",
+    response_model=CustomerRead,
+    summary="Get a customer",
+    responses=responses(404),
+)
+async def get_customer(
+    customer_id: uuid.UUID, session: Session, _: Reader, response: Response
+) -> CustomerRead:
+    customer = await service.get(session, customer_id)
+    response.headers["ETag"] = etag(customer.version)
+    return CustomerRead.model_validate(customer)
+
+
+@router.get(
+    "/{customer_id}/channel-history",
+    response_model=ChannelHistory,
+    summary="List a customer's channel memberships",
+    description="Every channel the customer has belonged to, newest first; the current one "
+    "has no `ended_at`.",
+    responses=responses(404),
+)
+async def get_channel_history(
+    customer_id: uuid.UUID, session: Session, _: Reader
+) -> ChannelHistory:
+    rows = await service.channel_history(session, customer_id)
+    return ChannelHistory(items=[MembershipRead.model_validate(r) for r in rows])
+
+
+@router.patch(
+    "/{customer_id}",
+    response_model=CustomerRead,
+    summary="Update a customer",
+    responses=responses(404, 409, 412),
+)
+async def update_customer(
+    customer_id: uuid.UUID,
+    body: CustomerUpdate,
+    session: Session,
+    actor: Writer,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CustomerRead:
+    customer = await service.update(session, actor, customer_id, body, if_match)
+    response.headers["ETag"] = etag(customer.version)
+    return CustomerRead.model_validate(customer)
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Archive a customer",
+    description="Customers stay referenced by interactions, tickets and scores, so deleting "
+    "archives: the customer leaves lists (unless `include_archived=true`) but can still be "
+    "read by id.",
+    responses=responses(404),
+)
+async def archive_customer(customer_id: uuid.UUID, session: Session, actor: Writer) -> Response:
+    await service.archive(session, actor, customer_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
