@@ -14,9 +14,10 @@ from services.api.channels.router import router as channels_router
 from services.api.customers.router import router as customers_router
 from services.api.interactions.router import router as interactions_router
 from services.api.ops.router import router as ops_router
+from services.api.rows import RowReader, create_pool
 from services.api.tickets.router import router as tickets_router
 from services.core.config import Settings, get_settings
-from services.core.db import create_engine, create_sessionmaker
+from services.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 
 DESCRIPTION = """
 The system of record for customers and sales channels, and their early-warning system.
@@ -49,11 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.redis = redis
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+        app.state.rows = RowReader(await create_pool(settings))
         try:
             yield
         finally:
+            await app.state.rows.pool.close()
             await redis.aclose()
             await engine.dispose()
 

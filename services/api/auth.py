@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import bindparam, select
 
+from services.api.rows import RowReader, compile_sql
 from services.core.api_keys import expand_scopes, hash_key
 from services.core.audit import Actor
 from services.core.errors import Forbidden, Unauthorized
@@ -49,18 +49,18 @@ class KeyCache:
         self._entries.clear()
 
 
-async def _lookup(sessionmaker: async_sessionmaker[Any], digest: str) -> Principal | None:
-    async with sessionmaker() as session:
-        row = (
-            await session.execute(
-                select(ApiKey.id, ApiKey.name, ApiKey.scopes).where(
-                    ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
-                )
-            )
-        ).first()
+_KEY_SQL = compile_sql(
+    select(ApiKey.id, ApiKey.name, ApiKey.scopes).where(
+        ApiKey.key_hash == bindparam("digest"), ApiKey.revoked_at.is_(None)
+    )
+)
+
+
+async def _lookup(rows: RowReader, digest: str) -> Principal | None:
+    row = await rows.fetchrow(_KEY_SQL, digest)
     if row is None:
         return None
-    return Principal(row.id, row.name, expand_scopes({Scope(s) for s in row.scopes}))
+    return Principal(row["id"], row["name"], expand_scopes({Scope(s) for s in row["scopes"]}))
 
 
 async def authenticate(
@@ -73,7 +73,7 @@ async def authenticate(
     cache: KeyCache = request.app.state.key_cache
     hit, principal = cache.get(digest)
     if not hit:
-        principal = await _lookup(request.app.state.sessionmaker, digest)
+        principal = await _lookup(request.app.state.rows, digest)
         cache.put(digest, principal)
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.")

@@ -1,11 +1,13 @@
 """Request-scoped dependencies: the session that commits at the boundary, and If-Match."""
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.rows import RowReader
 from services.core.db import session_scope
 from services.core.errors import PreconditionFailed
 
@@ -15,8 +17,30 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
+async def _rows(request: Request) -> RowReader:
+    rows: RowReader = request.app.state.rows
+    return rows
+
+
 # scope="function": commit before the response goes out, so a failed commit is the answer.
 Session = Annotated[AsyncSession, Depends(_session, scope="function")]
+# For endpoints that run one SELECT: no transaction, so no BEGIN/COMMIT round trips.
+ReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+Rows = Annotated[RowReader, Depends(_rows)]
+
+
+def json_response(
+    schema: type[BaseModel], row: Mapping[str, Any], headers: dict[str, str]
+) -> Response:
+    """A row rendered through its read schema in one pass, for the hottest reads: FastAPI's
+    `response_model` would validate the returned model a second time."""
+    body = schema.model_validate(dict(row)).model_dump_json()
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def etag(version: int) -> str:

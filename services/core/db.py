@@ -18,12 +18,21 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.require_database_url(),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout; a connection broken by a server
+        # restart fails one request and the pool is invalidated and refilled.
+        pool_recycle=1800,
     )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for single-statement reads: autocommit spares the BEGIN and COMMIT round trips."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
 
 
 @asynccontextmanager

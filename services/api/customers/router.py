@@ -16,11 +16,12 @@ from services.api.customers.schemas import (
     CustomerUpdate,
     MembershipRead,
 )
-from services.api.deps import IfMatch, Session, etag
+from services.api.deps import IfMatch, Rows, Session, etag, json_response
 from services.api.idempotency import Created, IdempotencyKey, idempotent_create
 from services.api.pagination import Cursor, Limit, Page, sort_query
 from services.api.problems import V1_RESPONSES, responses
-from services.core.errors import FieldError, InvalidInput
+from services.core.errors import FieldError, InvalidInput, NotFound
+from services.core.models import Customer
 from services.core.models.enums import LifecycleStage, ValueTier
 
 router = APIRouter(prefix="/customers", tags=["customers"], responses=V1_RESPONSES)
@@ -112,12 +113,11 @@ async def upsert_customers(body: CustomerBatch, session: Session, actor: Writer)
     summary="Get a customer",
     responses=responses(404),
 )
-async def get_customer(
-    customer_id: uuid.UUID, session: Session, _: Reader, response: Response
-) -> CustomerRead:
-    customer = await service.get(session, customer_id)
-    response.headers["ETag"] = etag(customer.version)
-    return CustomerRead.model_validate(customer)
+async def get_customer(customer_id: uuid.UUID, rows: Rows, _: Reader) -> Response:
+    row = await rows.by_id(Customer, customer_id)
+    if row is None:
+        raise NotFound(f"Customer {customer_id} does not exist.")
+    return json_response(CustomerRead, row, {"ETag": etag(row["version"])})
 
 
 @router.get(
