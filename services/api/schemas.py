@@ -1,7 +1,10 @@
 """Field types shared by the resource schemas."""
 
+import json
+import re
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -18,14 +21,19 @@ Ref = Annotated[
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
-def _has_nul(value: Any) -> bool:
+# `\u0000` in serialised JSON that is not itself an escaped backslash followed by `u0000`
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a string, or any string inside a JSON value, holds U+0000."""
     if isinstance(value, str):
         return "\x00" in value
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    return False
+    try:
+        dumped = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: valid JSON, checked the slow way
+        dumped = json.dumps(value, default=str).encode()
+    return b"\\u0000" in dumped and _NUL_ESCAPE.search(dumped) is not None
 
 
 class InputModel(BaseModel):
@@ -38,7 +46,7 @@ class InputModel(BaseModel):
     def _no_nul(cls, value: Any) -> Any:
         # PostgreSQL text and jsonb cannot store U+0000: refuse it here, naming the field,
         # rather than let the database fail the whole write.
-        if _has_nul(value):
+        if value is not None and has_nul(value):
             raise ValueError("contains a NUL character")
         return value
 

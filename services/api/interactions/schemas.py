@@ -1,11 +1,8 @@
-import json
-import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import (
     AwareDatetime,
     ConfigDict,
@@ -17,7 +14,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_extra_types.currency_code import ISO4217
 
-from services.api.schemas import Attributes, BatchInput, InputModel, ReadModel, Ref
+from services.api.schemas import Attributes, BatchInput, InputModel, ReadModel, Ref, has_nul
 from services.core.models.enums import InteractionKind
 
 MAX_BATCH = 1_000
@@ -35,22 +32,8 @@ EXAMPLE: dict[str, Any] = {
 }
 
 
-# `\u0000` in serialised JSON that is not itself an escaped backslash followed by `u0000`
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
-
-
 def _rule(message: str) -> PydanticCustomError:
     return PydanticCustomError("rule", message)
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    try:
-        dumped = orjson.dumps(value)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits: valid JSON, checked the slow way
-        dumped = json.dumps(value).encode()
-    return b"\\u0000" in dumped and _NUL_ESCAPE.search(dumped) is not None
 
 
 class InteractionCreate(InputModel):
@@ -111,7 +94,7 @@ class InteractionCreate(InputModel):
     def _no_nul(cls, value: Any) -> Any:
         # Replaces InputModel's check of every field with one of the fields that hold text:
         # batches parse this model a thousand times per request.
-        if value is not None and _has_nul(value):
+        if value is not None and has_nul(value):
             raise ValueError("contains a NUL character")
         return value
 
