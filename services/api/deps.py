@@ -1,5 +1,6 @@
 """Request-scoped dependencies: the session that commits at the boundary, and If-Match."""
 
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
 
@@ -9,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.rows import RowReader
 from services.core.db import session_scope
-from services.core.errors import PreconditionFailed
+from services.core.errors import NotFound, PreconditionFailed
+from services.core.models import Base
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -41,6 +43,17 @@ def json_response(
     `response_model` would validate the returned model a second time."""
     body = schema.model_validate(dict(row)).model_dump_json()
     return Response(body, media_type="application/json", headers=headers)
+
+
+async def read_one(
+    rows: RowReader, model: type[Base], schema: type[BaseModel], row_id: uuid.UUID
+) -> Response:
+    """GET by id: the row through its read schema, with its ETag when it is versioned."""
+    row = await rows.by_id(model, row_id)
+    if row is None:
+        raise NotFound(f"{model.__name__} {row_id} does not exist.")
+    headers = {"ETag": etag(row["version"])} if "version" in row else {}
+    return json_response(schema, row, headers)
 
 
 def etag(version: int) -> str:

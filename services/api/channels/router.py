@@ -7,10 +7,11 @@ from fastapi.responses import JSONResponse
 from services.api.auth import Reader, Writer
 from services.api.channels import service
 from services.api.channels.schemas import ChannelCreate, ChannelRead, ChannelUpdate
-from services.api.deps import IfMatch, Session, etag
+from services.api.deps import IfMatch, Rows, Session, etag, read_one
 from services.api.idempotency import Created, IdempotencyKey, idempotent_create
 from services.api.pagination import Cursor, Limit, Page, sort_query
 from services.api.problems import V1_RESPONSES, responses
+from services.core.models import Channel
 from services.core.models.enums import ChannelStatus, ChannelTier, ChannelType
 
 router = APIRouter(prefix="/channels", tags=["channels"], responses=V1_RESPONSES)
@@ -66,12 +67,8 @@ async def create_channel(
 @router.get(
     "/{channel_id}", response_model=ChannelRead, summary="Get a channel", responses=responses(404)
 )
-async def get_channel(
-    channel_id: uuid.UUID, session: Session, _: Reader, response: Response
-) -> ChannelRead:
-    channel = await service.get(session, channel_id)
-    response.headers["ETag"] = etag(channel.version)
-    return ChannelRead.model_validate(channel)
+async def get_channel(channel_id: uuid.UUID, rows: Rows, _: Reader) -> Response:
+    return await read_one(rows, Channel, ChannelRead, channel_id)
 
 
 @router.patch(

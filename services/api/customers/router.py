@@ -16,11 +16,11 @@ from services.api.customers.schemas import (
     CustomerUpdate,
     MembershipRead,
 )
-from services.api.deps import IfMatch, Rows, Session, etag, json_response
+from services.api.deps import IfMatch, Rows, Session, etag, read_one
 from services.api.idempotency import Created, IdempotencyKey, idempotent_create
 from services.api.pagination import Cursor, Limit, Page, sort_query
 from services.api.problems import V1_RESPONSES, responses
-from services.core.errors import FieldError, InvalidInput, NotFound
+from services.core.errors import FieldError, InvalidInput
 from services.core.models import Customer
 from services.core.models.enums import LifecycleStage, ValueTier
 
@@ -114,10 +114,7 @@ async def upsert_customers(body: CustomerBatch, session: Session, actor: Writer)
     responses=responses(404),
 )
 async def get_customer(customer_id: uuid.UUID, rows: Rows, _: Reader) -> Response:
-    row = await rows.by_id(Customer, customer_id)
-    if row is None:
-        raise NotFound(f"Customer {customer_id} does not exist.")
-    return json_response(CustomerRead, row, {"ETag": etag(row["version"])})
+    return await read_one(rows, Customer, CustomerRead, customer_id)
 
 
 @router.get(

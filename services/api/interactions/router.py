@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from services.api.auth import Reader, Writer
-from services.api.deps import Session
+from services.api.deps import Rows, Session, read_one
 from services.api.idempotency import Created, IdempotencyKey, idempotent_create
 from services.api.interactions import batch, service
 from services.api.interactions.schemas import (
@@ -116,10 +116,8 @@ async def create_interaction_batch(
     summary="Get an interaction",
     responses=responses(404),
 )
-async def get_interaction(
-    interaction_id: uuid.UUID, session: Session, _: Reader
-) -> InteractionRead:
-    return InteractionRead.model_validate(await service.get(session, interaction_id))
+async def get_interaction(interaction_id: uuid.UUID, rows: Rows, _: Reader) -> Response:
+    return await read_one(rows, Interaction, InteractionRead, interaction_id)
 
 
 @router.delete(

@@ -5,12 +5,13 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from services.api.auth import Reader, Writer
-from services.api.deps import IfMatch, Session, etag
+from services.api.deps import IfMatch, Rows, Session, etag, read_one
 from services.api.idempotency import Created, IdempotencyKey, idempotent_create
 from services.api.pagination import Cursor, Limit, Page, sort_query
 from services.api.problems import V1_RESPONSES, responses
 from services.api.tickets import service
 from services.api.tickets.schemas import TicketCreate, TicketRead, TicketUpdate
+from services.core.models import Ticket
 from services.core.models.enums import TicketKind, TicketPriority, TicketStatus
 
 router = APIRouter(prefix="/tickets", tags=["tickets"], responses=V1_RESPONSES)
@@ -62,12 +63,8 @@ async def create_ticket(
 @router.get(
     "/{ticket_id}", response_model=TicketRead, summary="Get a ticket", responses=responses(404)
 )
-async def get_ticket(
-    ticket_id: uuid.UUID, session: Session, _: Reader, response: Response
-) -> TicketRead:
-    ticket = await service.get(session, ticket_id)
-    response.headers["ETag"] = etag(ticket.version)
-    return TicketRead.model_validate(ticket)
+async def get_ticket(ticket_id: uuid.UUID, rows: Rows, _: Reader) -> Response:
+    return await read_one(rows, Ticket, TicketRead, ticket_id)
 
 
 @router.patch(
