@@ -5,11 +5,17 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+SOURCE_TREE = Path(__file__).resolve().parents[2]
+
+
+def _ini() -> Path:
+    """`alembic.ini` beside the source tree, or in the working directory for a wheel install."""
+    beside = SOURCE_TREE / "alembic.ini"
+    return beside if beside.exists() else Path.cwd() / "alembic.ini"
 
 
 def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
+    config = Config(str(_ini()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

@@ -1,0 +1,190 @@
+"""`retention`: serve the API, run the worker, migrate, manage API keys, load demo data, run it all."""
+
+import asyncio
+import logging.config
+from typing import Annotated, NoReturn
+
+import typer
+import uvicorn
+from arq.logs import default_log_config
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy import text
+
+from services.core import demo as demo_data
+from services.core import migrations
+from services.core.api_keys import create_api_key
+from services.core.config import Settings, get_settings
+from services.core.db import create_engine, create_sessionmaker, session_scope
+from services.core.models.enums import Scope
+
+app = typer.Typer(
+    help="retention-service: customer and channel health, alerts and webhooks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        fail("DATABASE_URL is not set (`retention run` starts an embedded PostgreSQL instead).")
+    return settings.database_url
+
+
+def redis_url(settings: Settings) -> str:
+    if not settings.redis_url:
+        fail("REDIS_URL is not set (`retention run` starts an embedded Redis instead).")
+    return settings.redis_url
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [default: RETENTION_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: RETENTION_PORT]")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    settings = get_settings()
+    database_url(settings)
+    redis_url(settings)
+    uvicorn.run(
+        "services.api.app:create_app",
+        factory=True,
+        host=settings.host if host is None else host,
+        port=settings.port if port is None else port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _check_servers(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        fail(f"PostgreSQL is unreachable: {type(exc).__name__}: {exc}")
+    finally:
+        await engine.dispose()
+    redis = Redis.from_url(redis_url(settings), socket_connect_timeout=5)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        fail(f"Redis is unreachable: {type(exc).__name__}: {exc}")
+    finally:
+        await redis.aclose()
+
+
+@app.command()
+def worker() -> None:
+    """Run the scorer: an arq worker consuming events and running scheduled jobs."""
+    from services.scorer.worker import create_worker
+
+    settings = get_settings()
+    database_url(settings)
+    redis_url(settings)
+    logging.config.dictConfig(default_log_config(verbose=settings.log_level == "debug"))
+    # arq's Worker runs on the thread's event loop; the checks run on that same loop first.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_check_servers(settings))
+        create_worker(settings).run()
+    finally:
+        loop.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the latest revision."""
+    migrations.upgrade(database_url(get_settings()))
+    out.print("[green]Database is at the latest revision.[/]")
+
+
+def _scopes(value: str) -> set[Scope]:
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [name for name in names if name not in Scope.__members__]
+    if unknown or not names:
+        allowed = ", ".join(Scope)
+        raise typer.BadParameter(
+            f"unknown scope {', '.join(unknown) or '(none)'}; use {allowed}", param_hint="--scopes"
+        )
+    return {Scope(name) for name in names}
+
+
+async def _create_key(settings: Settings, name: str, scopes: set[Scope]) -> tuple[str, str, str]:
+    engine = create_engine(settings)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            new = await create_api_key(session, name, scopes)
+        return str(new.record.id), new.record.prefix, new.key
+    finally:
+        await engine.dispose()
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: read, write (includes read), admin (includes all)")
+    ] = "read",
+) -> None:
+    """Create an API key. The key is shown once, alone on the last line of output."""
+    if not name.strip() or len(name) > 200:
+        raise typer.BadParameter("must be 1 to 200 characters", param_hint="--name")
+    granted = _scopes(scopes)
+    settings = get_settings()
+    database_url(settings)
+    key_id, prefix, key = asyncio.run(_create_key(settings, name, granted))
+    out.print(f"Created API key [bold]{escape(name)}[/] ({key_id})")
+    out.print(f"  scopes: {', '.join(sorted(granted))}   prefix: {prefix}")
+    out.print("  Store it now: it is not shown again.")
+    typer.echo(key)
+
+
+async def _load_demo(settings: Settings) -> demo_data.DemoResult:
+    engine = create_engine(settings)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            return await demo_data.load(session)
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo data set; loading it again changes nothing."""
+    settings = get_settings()
+    database_url(settings)
+    result = asyncio.run(_load_demo(settings))
+    out.print(
+        f"Demo data: inserted {result.channels} channels, {result.customers} customers, "
+        f"{result.tickets} tickets, {result.interactions} interactions."
+    )
+
+
+@app.command()
+def run() -> None:
+    """Run everything on one machine: servers (embedded if unset), migrations, demo, API, worker."""
+    from services import launcher
+
+    raise typer.Exit(launcher.run(get_settings(), out, err))
+
+
+if __name__ == "__main__":
+    app()
