@@ -1,8 +1,11 @@
 """Engine and session factories; `session_scope()` is the one place a job commits."""
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -11,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from services.core.config import Settings
+from services.core.errors import NotFound
+from services.core.models import Base
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -46,6 +51,22 @@ async def session_scope(
         except BaseException:
             await session.rollback()
             raise
+
+
+M = TypeVar("M", bound=Base)
+
+
+async def load(
+    session: AsyncSession, model: type[M], row_id: uuid.UUID, *, for_update: bool = False
+) -> M:
+    """The row with this id, locked if asked, or NotFound naming the model."""
+    query = select(model).where(inspect(model).primary_key[0] == row_id)
+    if for_update:
+        query = query.with_for_update()
+    row = await session.scalar(query)
+    if row is None:
+        raise NotFound(f"{model.__name__} {row_id} does not exist.")
+    return row
 
 
 def asyncpg_dsn(url: str) -> str:

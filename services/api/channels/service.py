@@ -11,7 +11,8 @@ from services.api.deps import check_if_match
 from services.api.pagination import fetch_page
 from services.api.search import contains
 from services.core import audit
-from services.core.errors import FieldError, InvalidInput, NotFound
+from services.core.db import load
+from services.core.errors import FieldError, InvalidInput
 from services.core.models import Channel
 from services.core.models.enums import ChannelStatus, ChannelTier, ChannelType
 
@@ -36,13 +37,7 @@ def snapshot(channel: Channel) -> dict[str, Any]:
 
 
 async def get(session: AsyncSession, channel_id: uuid.UUID, *, for_update: bool = False) -> Channel:
-    query = select(Channel).where(Channel.id == channel_id)
-    if for_update:
-        query = query.with_for_update()
-    channel = await session.scalar(query)
-    if channel is None:
-        raise NotFound(f"Channel {channel_id} does not exist.")
-    return channel
+    return await load(session, Channel, channel_id, for_update=for_update)
 
 
 async def list_(

@@ -13,7 +13,8 @@ from services.api.deps import check_if_match
 from services.api.pagination import fetch_page
 from services.api.search import contains
 from services.core import audit
-from services.core.errors import FieldError, InvalidInput, NotFound
+from services.core.db import load
+from services.core.errors import FieldError, InvalidInput
 from services.core.models import Channel, Customer, CustomerChannelMembership
 from services.core.models.enums import LifecycleStage, ValueTier
 
@@ -42,13 +43,7 @@ def snapshot(customer: object) -> dict[str, Any]:
 async def get(
     session: AsyncSession, customer_id: uuid.UUID, *, for_update: bool = False
 ) -> Customer:
-    query = select(Customer).where(Customer.id == customer_id)
-    if for_update:
-        query = query.with_for_update()
-    customer = await session.scalar(query)
-    if customer is None:
-        raise NotFound(f"Customer {customer_id} does not exist.")
-    return customer
+    return await load(session, Customer, customer_id, for_update=for_update)
 
 
 async def list_(

@@ -11,7 +11,8 @@ from services.api import references
 from services.api.interactions.schemas import InteractionCreate, InteractionRead
 from services.api.pagination import fetch_page
 from services.core import audit, events
-from services.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from services.core.db import load
+from services.core.errors import Conflict, FieldError, InvalidInput
 from services.core.models import Interaction
 from services.core.models.enums import InteractionKind
 
@@ -34,10 +35,7 @@ def snapshot(interaction: Interaction) -> dict[str, Any]:
 
 
 async def get(session: AsyncSession, interaction_id: uuid.UUID) -> Interaction:
-    interaction = await session.get(Interaction, interaction_id)
-    if interaction is None:
-        raise NotFound(f"Interaction {interaction_id} does not exist.")
-    return interaction
+    return await load(session, Interaction, interaction_id)
 
 
 async def list_(

@@ -10,7 +10,8 @@ from services.api.deps import check_if_match
 from services.api.pagination import fetch_page
 from services.api.tickets.schemas import TicketCreate, TicketRead, TicketUpdate
 from services.core import audit, events
-from services.core.errors import FieldError, InvalidInput, NotFound
+from services.core.db import load
+from services.core.errors import FieldError, InvalidInput
 from services.core.models import Ticket
 from services.core.models.enums import TicketKind, TicketPriority, TicketStatus
 
@@ -34,13 +35,7 @@ def snapshot(ticket: Ticket) -> dict[str, Any]:
 
 
 async def get(session: AsyncSession, ticket_id: uuid.UUID, *, for_update: bool = False) -> Ticket:
-    query = select(Ticket).where(Ticket.id == ticket_id)
-    if for_update:
-        query = query.with_for_update()
-    ticket = await session.scalar(query)
-    if ticket is None:
-        raise NotFound(f"Ticket {ticket_id} does not exist.")
-    return ticket
+    return await load(session, Ticket, ticket_id, for_update=for_update)
 
 
 async def list_(
