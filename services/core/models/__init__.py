@@ -6,8 +6,17 @@ from services.core.models.base import Base
 from services.core.models.channels import Channel
 from services.core.models.customers import Customer, CustomerChannelMembership
 from services.core.models.events import OutboxEvent
+from services.core.models.health import (
+    ChannelHealth,
+    ChannelHealthHistory,
+    CustomerHealth,
+    CustomerHealthHistory,
+    LifecycleMove,
+    ScoringProfile,
+)
 from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.interactions import Interaction
+from services.core.models.jobs import Job
 from services.core.models.tickets import Ticket
 
 __all__ = [
@@ -15,10 +24,17 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Channel",
+    "ChannelHealth",
+    "ChannelHealthHistory",
     "Customer",
     "CustomerChannelMembership",
+    "CustomerHealth",
+    "CustomerHealthHistory",
     "IdempotencyRecord",
     "Interaction",
+    "Job",
+    "LifecycleMove",
     "OutboxEvent",
+    "ScoringProfile",
     "Ticket",
 ]
