@@ -1,0 +1,202 @@
+"""Score a set of customers as of a time and store the result: the one path shared by live
+events, scheduled rescoring and as-of recomputes."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.scoring import health, lifecycle, tiers
+from services.core.scoring.features import NAMES as FEATURE_NAMES
+from services.core.scoring.features import Features
+from services.core.scoring.profile import ScoringProfile
+from services.scorer.features import load_features
+
+TREND_DAYS = 30
+
+_PREVIOUS = text("""
+SELECT DISTINCT ON (customer_id) customer_id, score FROM customer_health_history
+WHERE customer_id = ANY(CAST(:ids AS uuid[])) AND as_of <= :before
+ORDER BY customer_id, as_of DESC
+""")
+
+_NEW = """
+unnest(CAST(:ids AS uuid[]), CAST(:scores AS float8[]), CAST(:bands AS text[]),
+       CAST(:contributions AS text[]), CAST(:features AS text[]), CAST(:trends AS float8[]))
+  AS n(customer_id, score, band, contributions, features, trend)
+"""
+
+# A history row when the score, band or profile changed, or on a new day: charts get at least
+# one point a day while anything changes, and a retried job adds nothing.
+_HISTORY = text(f"""
+INSERT INTO customer_health_history (customer_id, score, band, contributions, profile_version, as_of)
+SELECT n.customer_id, n.score, n.band, CAST(n.contributions AS jsonb), :version, :as_of
+FROM {_NEW}
+LEFT JOIN customer_health h ON h.customer_id = n.customer_id
+WHERE h.customer_id IS NULL OR h.score <> n.score OR h.band <> n.band
+   OR h.profile_version <> :version
+   OR (h.as_of AT TIME ZONE 'UTC')::date <> (CAST(:as_of AS timestamptz) AT TIME ZONE 'UTC')::date
+""")
+
+# The current score is the newest as_of: recomputing an older time fills history only.
+_CURRENT = text(f"""
+INSERT INTO customer_health
+  (customer_id, score, band, contributions, features, trend, profile_version, as_of, computed_at)
+SELECT n.customer_id, n.score, n.band, CAST(n.contributions AS jsonb), CAST(n.features AS jsonb),
+       n.trend, :version, :as_of, now()
+FROM {_NEW}
+ON CONFLICT (customer_id) DO UPDATE SET
+  score = excluded.score, band = excluded.band, contributions = excluded.contributions,
+  features = excluded.features, trend = excluded.trend,
+  profile_version = excluded.profile_version, as_of = excluded.as_of, computed_at = now()
+WHERE excluded.as_of >= customer_health.as_of
+""")
+
+_STAGES = text("""
+SELECT id, lifecycle_stage FROM customers WHERE id = ANY(CAST(:ids AS uuid[]))
+""")
+
+_MOVE = text("""
+WITH moved AS (
+  UPDATE customers c SET lifecycle_stage = m.to_stage, updated_at = now(), version = version + 1
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:from_stages AS text[]), CAST(:to_stages AS text[]),
+              CAST(:reasons AS text[])) AS m(customer_id, from_stage, to_stage, reason)
+  WHERE c.id = m.customer_id AND c.lifecycle_stage = m.from_stage
+  RETURNING c.id, m.from_stage, m.to_stage, m.reason
+)
+INSERT INTO lifecycle_moves (customer_id, from_stage, to_stage, at, reason)
+SELECT id, from_stage, to_stage, :as_of, CAST(reason AS jsonb) FROM moved
+""")
+
+
+def _json_rows(columns: dict[str, np.ndarray], n: int) -> list[str]:
+    """One JSON object per customer from per-factor arrays (NaN becomes null)."""
+    names = list(columns)
+    matrix = (
+        np.column_stack([np.round(columns[k], 2) for k in names]) if names else np.empty((n, 0))
+    )
+    return [
+        orjson.dumps(
+            {k: (None if v != v else float(v)) for k, v in zip(names, row, strict=True)}
+        ).decode()
+        for row in matrix.tolist()
+    ]
+
+
+async def _previous_scores(
+    session: AsyncSession, ids: list[uuid.UUID], as_of: datetime
+) -> np.ndarray:
+    before = as_of - timedelta(days=TREND_DAYS)
+    rows = await session.execute(_PREVIOUS, {"ids": ids, "before": before})
+    previous = {r.customer_id: r.score for r in rows}
+    return np.array([previous.get(i, np.nan) for i in ids], dtype=np.float64)
+
+
+async def rescore(
+    session: AsyncSession,
+    customer_ids: Sequence[uuid.UUID],
+    as_of: datetime,
+    profile: ScoringProfile,
+) -> int:
+    """Score these customers as of `as_of` with `profile`; returns how many were scored.
+    Idempotent: the same inputs write the same rows, so a retried job changes nothing."""
+    ids, columns = await load_features(session, customer_ids, as_of)
+    if not ids:
+        return 0
+    features = Features.from_columns({k: v for k, v in columns.items() if k in FEATURE_NAMES})
+    scores = health.score(features, profile)
+    trend = health.trend(scores.score, await _previous_scores(session, ids, as_of))
+    params = {
+        "ids": ids,
+        "scores": scores.score.tolist(),
+        "bands": scores.band.tolist(),
+        "contributions": _json_rows(scores.contributions, len(ids)),
+        "features": _json_rows(columns, len(ids)),
+        "trends": [None if t != t else float(t) for t in trend.tolist()],
+        "version": profile.version,
+        "as_of": as_of,
+    }
+    await session.execute(_HISTORY, params)
+    await session.execute(_CURRENT, params)
+    await _move_stages(session, ids, columns, scores, as_of, profile)
+    return len(ids)
+
+
+async def _move_stages(
+    session: AsyncSession,
+    ids: list[uuid.UUID],
+    columns: dict[str, np.ndarray],
+    scores: health.HealthScores,
+    as_of: datetime,
+    profile: ScoringProfile,
+) -> None:
+    stages = {r.id: r.lifecycle_stage for r in await session.execute(_STAGES, {"ids": ids})}
+    current = np.array([stages[i] for i in ids], dtype=object)
+    after = lifecycle.next_stage(
+        current, scores.band, columns["days_since_interaction"], columns["tenure_days"], profile
+    )
+    moved = np.nonzero(current != after)[0]
+    if moved.size == 0:
+        return
+    reasons = [
+        orjson.dumps(
+            {
+                "score": float(scores.score[k]),
+                "band": str(scores.band[k]),
+                "days_since_interaction": None
+                if np.isnan(columns["days_since_interaction"][k])
+                else round(float(columns["days_since_interaction"][k]), 1),
+            }
+        ).decode()
+        for k in moved.tolist()
+    ]
+    await session.execute(
+        _MOVE,
+        {
+            "ids": [ids[k] for k in moved.tolist()],
+            "from_stages": [str(current[k]) for k in moved.tolist()],
+            "to_stages": [str(after[k]) for k in moved.tolist()],
+            "reasons": reasons,
+            "as_of": as_of,
+        },
+    )
+
+
+_TIER_INPUTS = text("""
+SELECT customer_id,
+  CAST(features->>'days_since_order' AS float8) AS days_since_order,
+  CAST(features->>'orders_365d' AS float8) AS orders_365d,
+  CAST(features->>'revenue_365d' AS float8) AS revenue_365d
+FROM customer_health
+""")
+
+_SET_TIERS = text("""
+UPDATE customers c SET value_tier = t.tier, updated_at = now(), version = c.version + 1
+FROM unnest(CAST(:ids AS uuid[]), CAST(:tiers AS text[])) AS t(id, tier)
+WHERE c.id = t.id AND c.value_tier IS DISTINCT FROM t.tier
+""")
+
+
+async def assign_value_tiers(session: AsyncSession) -> int:
+    """A/B/C from RFM quantiles over every scored customer; quantiles are global, so this runs
+    after a full recompute rather than per event. Returns how many tiers changed."""
+    rows = (await session.execute(_TIER_INPUTS)).all()
+    if not rows:
+        return 0
+
+    def column(name: str) -> np.ndarray:
+        return np.array(
+            [np.nan if (v := getattr(r, name)) is None else v for r in rows], dtype=np.float64
+        )
+
+    assigned = tiers.value_tiers(
+        column("days_since_order"), column("orders_365d"), column("revenue_365d")
+    )
+    result = await session.execute(
+        _SET_TIERS, {"ids": [r.customer_id for r in rows], "tiers": assigned.tolist()}
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,161 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.db import session_scope
+from services.core.models import CustomerHealth, Interaction, Job
+from services.core.models.base import new_id
+from services.core.scoring.profile import DEFAULT_PROFILE
+from services.scorer.jobs.scoring import run_recompute
+from services.scorer.scoring import rescore
+from tests.api.customer_rows import insert_customer
+from tests.helpers import count_rows
+
+T = datetime(2026, 6, 30, 12, tzinfo=UTC)
+
+
+async def _orders(engine: AsyncEngine, customer_id: uuid.UUID, *days_ago: float) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(Interaction),
+            [
+                {
+                    "id": new_id(),
+                    "customer_id": customer_id,
+                    "kind": "order",
+                    "occurred_at": T - timedelta(days=d),
+                    "amount": Decimal("100"),
+                }
+                for d in days_ago
+            ],
+        )
+
+
+async def _score(app: FastAPI, ids: list[uuid.UUID], as_of: datetime) -> int:
+    async with session_scope(app.state.sessionmaker) as session:
+        return await rescore(session, ids, as_of, DEFAULT_PROFILE)
+
+
+async def _health(engine: AsyncEngine) -> dict[uuid.UUID, Any]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(CustomerHealth))
+        return {r.customer_id: r for r in rows}
+
+
+async def test_scores_are_stored_explained_and_idempotent(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    loyal = await insert_customer(engine, created_at=T - timedelta(days=500))
+    lapsed = await insert_customer(engine, created_at=T - timedelta(days=500))
+    await _orders(engine, loyal, 3, 20, 40, 70, 100, 150, 200)
+    await _orders(engine, lapsed, 300, 330)
+
+    assert await _score(app, [loyal, lapsed, new_id()], T) == 2
+    health = await _health(engine)
+    assert health[loyal].score > health[lapsed].score
+    for row in health.values():
+        assert 0 <= row.score <= 100
+        assert abs(sum(row.contributions.values()) - row.score) < 0.1
+        assert row.band in {"green", "yellow", "red"}
+        assert row.as_of == T
+        assert row.profile_version == DEFAULT_PROFILE.version
+        assert row.features["orders_365d"] in (7, 2)
+    assert await count_rows(engine, "customer_health_history") == 2
+
+    assert await _score(app, [loyal, lapsed], T) == 2
+    assert await count_rows(engine, "customer_health_history") == 2
+    again = await _health(engine)
+    assert {k: v.score for k, v in again.items()} == {k: v.score for k, v in health.items()}
+
+
+async def test_time_passing_lowers_the_score_without_events(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    customer = await insert_customer(engine, created_at=T - timedelta(days=400))
+    await _orders(engine, customer, 1, 10, 30, 60, 90)
+    await _score(app, [customer], T)
+    fresh = (await _health(engine))[customer]
+    later = T + timedelta(days=150)
+    await _score(app, [customer], later)
+    decayed = (await _health(engine))[customer]
+    assert decayed.score < fresh.score
+    assert decayed.as_of == later
+    assert decayed.trend is not None
+    assert abs(decayed.trend - (decayed.score - fresh.score)) < 0.01
+    assert await count_rows(engine, "customer_health_history") == 2
+
+
+async def test_an_older_as_of_fills_history_but_keeps_the_current_score(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    customer = await insert_customer(engine, created_at=T - timedelta(days=400))
+    await _orders(engine, customer, 1, 100)
+    await _score(app, [customer], T)
+    await _score(app, [customer], T - timedelta(days=60))
+    current = (await _health(engine))[customer]
+    assert current.as_of == T
+    assert await count_rows(engine, "customer_health_history") == 2
+
+
+async def test_lifecycle_moves_are_recorded(app: FastAPI, engine: AsyncEngine) -> None:
+    gone = await insert_customer(
+        engine, created_at=T - timedelta(days=700), lifecycle_stage="active"
+    )
+    await _orders(engine, gone, 400)
+    await _score(app, [gone], T)
+    async with engine.connect() as conn:
+        stage = await conn.scalar(
+            text("SELECT lifecycle_stage FROM customers WHERE id = :i"), {"i": gone}
+        )
+        move = (await conn.execute(text("SELECT * FROM lifecycle_moves"))).one()
+    assert stage == "churned"
+    assert (move.from_stage, move.to_stage) == ("active", "churned")
+    assert move.reason["days_since_interaction"] == 400
+
+    await _score(app, [gone], T)
+    assert await count_rows(engine, "lifecycle_moves") == 1
+
+
+async def test_recompute_job_matches_the_live_path(app: FastAPI, engine: AsyncEngine) -> None:
+    customers = [
+        await insert_customer(engine, created_at=T - timedelta(days=500)) for _ in range(6)
+    ]
+    for n, customer in enumerate(customers):
+        await _orders(engine, customer, *[5 + 40 * k + n * 7 for k in range(n + 1)])
+    await _score(app, customers, T)
+    live = {k: (v.score, v.band) for k, v in (await _health(engine)).items()}
+
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM customer_health"))
+        job_id = new_id()
+        await conn.execute(
+            insert(Job).values(
+                id=job_id,
+                kind="recompute",
+                params={"as_of": T.isoformat(), "customer_ids": None},
+                created_by="test",
+            )
+        )
+    ctx = {"sessionmaker": app.state.sessionmaker}
+    assert await run_recompute(ctx, str(job_id)) == "succeeded"
+    assert await run_recompute(ctx, str(job_id)) == "skipped"
+
+    recomputed = {k: (v.score, v.band) for k, v in (await _health(engine)).items()}
+    assert recomputed == live
+    async with engine.connect() as conn:
+        job = (await conn.execute(select(Job).where(Job.id == job_id))).one()
+        tiers = (
+            await conn.execute(
+                select(func.count())
+                .select_from(text("customers"))
+                .where(text("value_tier IS NOT NULL"))
+            )
+        ).scalar_one()
+    assert (job.status, job.progress, job.done, job.total) == ("succeeded", 1.0, 6, 6)
+    assert job.result["scored"] == 6
+    assert tiers == 6
