@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.scoring import health, lifecycle, tiers
@@ -18,43 +18,62 @@ from services.scorer.features import load_features
 
 TREND_DAYS = 30
 
-_PREVIOUS = text("""
-SELECT DISTINCT ON (customer_id) customer_id, score FROM customer_health_history
-WHERE customer_id = ANY(CAST(:ids AS uuid[])) AND as_of <= :before
-ORDER BY customer_id, as_of DESC
-""")
 
-_NEW = """
+def _new(key: str) -> str:
+    return f"""
 unnest(CAST(:ids AS uuid[]), CAST(:scores AS float8[]), CAST(:bands AS text[]),
        CAST(:contributions AS text[]), CAST(:features AS text[]), CAST(:trends AS float8[]))
-  AS n(customer_id, score, band, contributions, features, trend)
+  AS n({key}, score, band, contributions, features, trend)
 """
 
-# A history row when the score, band or profile changed, or on a new day: charts get at least
-# one point a day while anything changes, and a retried job adds nothing.
-_HISTORY = text(f"""
-INSERT INTO customer_health_history (customer_id, score, band, contributions, profile_version, as_of)
-SELECT n.customer_id, n.score, n.band, CAST(n.contributions AS jsonb), :version, :as_of
-FROM {_NEW}
-LEFT JOIN customer_health h ON h.customer_id = n.customer_id
-WHERE h.customer_id IS NULL OR h.score <> n.score OR h.band <> n.band
+
+def _history_sql(subject: str) -> TextClause:
+    """A history row when the score, band or profile changed, or on a new day: charts get at
+    least one point a day while anything changes, and a retried job adds nothing."""
+    key = f"{subject}_id"
+    return text(f"""
+INSERT INTO {subject}_health_history ({key}, score, band, contributions, profile_version, as_of)
+SELECT n.{key}, n.score, n.band, CAST(n.contributions AS jsonb), :version, :as_of
+FROM {_new(key)}
+LEFT JOIN {subject}_health h ON h.{key} = n.{key}
+WHERE h.{key} IS NULL OR h.score <> n.score OR h.band <> n.band
    OR h.profile_version <> :version
    OR (h.as_of AT TIME ZONE 'UTC')::date <> (CAST(:as_of AS timestamptz) AT TIME ZONE 'UTC')::date
 """)
 
-# The current score is the newest as_of: recomputing an older time fills history only.
-_CURRENT = text(f"""
-INSERT INTO customer_health
-  (customer_id, score, band, contributions, features, trend, profile_version, as_of, computed_at)
-SELECT n.customer_id, n.score, n.band, CAST(n.contributions AS jsonb), CAST(n.features AS jsonb),
+
+def _current_sql(subject: str) -> TextClause:
+    """The current score is the newest as_of: recomputing an older time fills history only."""
+    key = f"{subject}_id"
+    table = f"{subject}_health"
+    return text(f"""
+INSERT INTO {table}
+  ({key}, score, band, contributions, features, trend, profile_version, as_of, computed_at)
+SELECT n.{key}, n.score, n.band, CAST(n.contributions AS jsonb), CAST(n.features AS jsonb),
        n.trend, :version, :as_of, now()
-FROM {_NEW}
-ON CONFLICT (customer_id) DO UPDATE SET
+FROM {_new(key)}
+ON CONFLICT ({key}) DO UPDATE SET
   score = excluded.score, band = excluded.band, contributions = excluded.contributions,
   features = excluded.features, trend = excluded.trend,
   profile_version = excluded.profile_version, as_of = excluded.as_of, computed_at = now()
-WHERE excluded.as_of >= customer_health.as_of
+WHERE excluded.as_of >= {table}.as_of
 """)
+
+
+def _previous_sql(subject: str) -> TextClause:
+    key = f"{subject}_id"
+    return text(f"""
+SELECT DISTINCT ON ({key}) {key} AS id, score FROM {subject}_health_history
+WHERE {key} = ANY(CAST(:ids AS uuid[])) AND as_of <= :before
+ORDER BY {key}, as_of DESC
+""")
+
+
+_STATEMENTS = {
+    subject: (_history_sql(subject), _current_sql(subject), _previous_sql(subject))
+    for subject in ("customer", "channel")
+}
+
 
 _STAGES = text("""
 SELECT id, lifecycle_stage FROM customers WHERE id = ANY(CAST(:ids AS uuid[]))
@@ -87,13 +106,36 @@ def _json_rows(columns: dict[str, np.ndarray], n: int) -> list[str]:
     ]
 
 
-async def _previous_scores(
-    session: AsyncSession, ids: list[uuid.UUID], as_of: datetime
-) -> np.ndarray:
+async def _store(
+    session: AsyncSession,
+    subject: str,
+    ids: list[uuid.UUID],
+    scores: health.HealthScores,
+    features: dict[str, np.ndarray],
+    as_of: datetime,
+    profile: ScoringProfile,
+) -> None:
+    """Write current scores and history for customers or channels, trend included."""
+    history, current, previous_sql = _STATEMENTS[subject]
     before = as_of - timedelta(days=TREND_DAYS)
-    rows = await session.execute(_PREVIOUS, {"ids": ids, "before": before})
-    previous = {r.customer_id: r.score for r in rows}
-    return np.array([previous.get(i, np.nan) for i in ids], dtype=np.float64)
+    previous = {
+        r.id: r.score for r in await session.execute(previous_sql, {"ids": ids, "before": before})
+    }
+    trend = health.trend(
+        scores.score, np.array([previous.get(i, np.nan) for i in ids], dtype=np.float64)
+    )
+    params = {
+        "ids": ids,
+        "scores": scores.score.tolist(),
+        "bands": scores.band.tolist(),
+        "contributions": _json_rows(scores.contributions, len(ids)),
+        "features": _json_rows(features, len(ids)),
+        "trends": [None if t != t else float(t) for t in trend.tolist()],
+        "version": profile.version,
+        "as_of": as_of,
+    }
+    await session.execute(history, params)
+    await session.execute(current, params)
 
 
 async def rescore(
@@ -109,19 +151,7 @@ async def rescore(
         return 0
     features = Features.from_columns({k: v for k, v in columns.items() if k in FEATURE_NAMES})
     scores = health.score(features, profile)
-    trend = health.trend(scores.score, await _previous_scores(session, ids, as_of))
-    params = {
-        "ids": ids,
-        "scores": scores.score.tolist(),
-        "bands": scores.band.tolist(),
-        "contributions": _json_rows(scores.contributions, len(ids)),
-        "features": _json_rows(columns, len(ids)),
-        "trends": [None if t != t else float(t) for t in trend.tolist()],
-        "version": profile.version,
-        "as_of": as_of,
-    }
-    await session.execute(_HISTORY, params)
-    await session.execute(_CURRENT, params)
+    await _store(session, "customer", ids, scores, columns, as_of, profile)
     await _move_stages(session, ids, columns, scores, as_of, profile)
     return len(ids)
 

@@ -1,14 +1,20 @@
 """The arq worker: `retention worker` runs `WorkerSettings` built from the one Settings object."""
 
+import asyncio
+import logging
 from typing import Any
 
-from arq import cron
+from arq import cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from services.core.config import Settings
-from services.core.db import create_engine, create_sessionmaker
+from services.core.db import asyncpg_dsn, create_engine, create_sessionmaker
+from services.scorer.jobs.events import MAX_TRIES, process_events
 from services.scorer.jobs.maintenance import purge_idempotency_records
+from services.scorer.relay import relay_forever
+
+log = logging.getLogger(__name__)
 
 HEALTH_CHECK_SECONDS = 10
 
@@ -23,12 +29,23 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         ctx["settings"] = settings
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
+        relay = relay_forever(
+            ctx["sessionmaker"],
+            ctx["redis"],
+            settings.queue_name,
+            asyncpg_dsn(settings.require_database_url()),
+        )
+        ctx["relay"] = asyncio.create_task(relay, name="outbox-relay")
+        ctx["relay"].add_done_callback(_report_relay_end)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        relay: asyncio.Task[None] = ctx["relay"]
+        relay.cancel()
+        await asyncio.wait([relay])
         await ctx["engine"].dispose()
 
     return {
-        "functions": [purge_idempotency_records],
+        "functions": [purge_idempotency_records, func(process_events, max_tries=MAX_TRIES)],
         "cron_jobs": [cron(purge_idempotency_records, minute={7}, run_at_startup=False)],
         "on_startup": startup,
         "on_shutdown": shutdown,
@@ -38,6 +55,11 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "handle_signals": True,
     }
+
+
+def _report_relay_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("the outbox relay stopped", exc_info=task.exception())
 
 
 def create_worker(settings: Settings) -> Worker:

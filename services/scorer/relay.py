@@ -1,0 +1,131 @@
+"""The outbox relay: hands committed events to arq, a job per batch, never losing one.
+
+Claiming, enqueueing and marking happen in one transaction, so an event is marked relayed only
+once its job is in Redis; `FOR UPDATE SKIP LOCKED` lets several workers relay side by side."""
+
+import asyncio
+import logging
+
+import asyncpg
+from arq.connections import ArqRedis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.core.db import session_scope
+from services.core.events import OUTBOX_CHANNEL
+from services.scorer.jobs.events import PROCESS_EVENTS
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+MAX_BACKOFF_SECONDS = 30.0
+
+# Marked first, enqueued second: a failed enqueue rolls the mark back with the claim.
+CLAIM = text("""
+WITH claimed AS MATERIALIZED (
+  SELECT id FROM outbox_events WHERE relayed_at IS NULL
+  ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox_events AS e SET relayed_at = now() FROM claimed WHERE e.id = claimed.id
+RETURNING e.id
+""")
+
+
+def batch_job_id(queue_name: str, event_ids: list[int]) -> str:
+    """Stable per batch, so re-relaying a batch whose commit was lost enqueues nothing new.
+    Prefixed by the queue: arq's job and result keys are shared by every queue on a Redis."""
+    return f"{queue_name}:events:{event_ids[0]}-{event_ids[-1]}"
+
+
+async def relay_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    arq_redis: ArqRedis,
+    queue_name: str,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """Relay up to `batch_size` pending events as one job; the number relayed. Raises (and
+    leaves the events pending) when Redis or PostgreSQL fails."""
+    async with session_scope(sessionmaker) as session:
+        event_ids = sorted((await session.execute(CLAIM, {"n": batch_size})).scalars())
+        if not event_ids:
+            return 0
+        await arq_redis.enqueue_job(
+            PROCESS_EVENTS,
+            event_ids,
+            _job_id=batch_job_id(queue_name, event_ids),
+            _queue_name=queue_name,
+        )
+    return len(event_ids)
+
+
+async def relay_pending(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    arq_redis: ArqRedis,
+    queue_name: str,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """Relay batches until one comes back short: the outbox is drained (for now)."""
+    total = 0
+    while True:
+        relayed = await relay_once(sessionmaker, arq_redis, queue_name, batch_size)
+        total += relayed
+        if relayed < batch_size:
+            return total
+
+
+async def _listen(dsn: str, wake: asyncio.Event) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await conn.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
+    return conn
+
+
+async def _close(conn: asyncpg.Connection | None) -> None:
+    if conn is not None and not conn.is_closed():
+        try:
+            await asyncio.wait_for(conn.close(), 5)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            conn.terminate()
+
+
+async def relay_forever(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    arq_redis: ArqRedis,
+    queue_name: str,
+    dsn: str,
+    *,
+    batch_size: int = BATCH_SIZE,
+    poll_seconds: float = 1.0,
+) -> None:
+    """Drain the outbox whenever a commit NOTIFYs, and every `poll_seconds` in case a wake-up
+    was missed (listener reconnecting). Errors are logged and retried with backoff; only
+    cancellation ends it."""
+    wake = asyncio.Event()
+    listener: asyncpg.Connection | None = None
+    failures = 0
+    try:
+        while True:
+            try:
+                if listener is None or listener.is_closed():
+                    await _close(listener)
+                    listener = None
+                    listener = await _listen(dsn, wake)
+                # cleared before draining: a commit landing meanwhile triggers one more pass
+                wake.clear()
+                relayed = await relay_pending(sessionmaker, arq_redis, queue_name, batch_size)
+                if relayed:
+                    log.debug("relayed %d outbox events", relayed)
+                failures = 0
+            except Exception:
+                failures += 1
+                delay = min(poll_seconds * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+                log.exception(
+                    "outbox relay failed (%d in a row); retrying in %.1fs", failures, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), poll_seconds)
+            except TimeoutError:
+                pass
+    finally:
+        await _close(listener)
