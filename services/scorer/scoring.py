@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.scoring import channels as channels_math
 from services.core.scoring import health, lifecycle, tiers
 from services.core.scoring.features import NAMES as FEATURE_NAMES
 from services.core.scoring.features import Features
@@ -230,3 +231,69 @@ async def assign_value_tiers(session: AsyncSession) -> int:
         _SET_TIERS, {"ids": [r.customer_id for r in rows], "tiers": assigned.tolist()}
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+_CHANNEL_MEMBERS = text("""
+WITH members AS (
+  SELECT m.channel_id, m.customer_id FROM customer_channel_memberships m
+  WHERE m.channel_id = ANY(CAST(:ids AS uuid[])) AND m.started_at <= CAST(:as_of AS timestamptz)
+    AND (m.ended_at IS NULL OR m.ended_at > CAST(:as_of AS timestamptz))
+), scores AS (
+  SELECT DISTINCT ON (h.customer_id) h.customer_id, h.score
+  FROM customer_health_history h JOIN members USING (customer_id)
+  WHERE h.as_of <= CAST(:as_of AS timestamptz) ORDER BY h.customer_id, h.as_of DESC
+), revenue AS (
+  SELECT i.customer_id, sum(i.amount) AS revenue
+  FROM interactions i JOIN members USING (customer_id)
+  WHERE i.kind = 'order' AND i.occurred_at > CAST(:as_of AS timestamptz) - interval '365 days' AND i.occurred_at <= CAST(:as_of AS timestamptz)
+  GROUP BY i.customer_id
+)
+SELECT members.channel_id, scores.score, coalesce(revenue.revenue, 0) AS revenue
+FROM members LEFT JOIN scores USING (customer_id) LEFT JOIN revenue USING (customer_id)
+""")
+
+_CHANNEL_ACTIVITY = text("""
+SELECT c.id,
+  (SELECT count(*) FROM interactions i WHERE i.channel_id = c.id
+     AND i.occurred_at > CAST(:as_of AS timestamptz) - interval '90 days' AND i.occurred_at <= CAST(:as_of AS timestamptz)) AS activity,
+  (SELECT count(*) FROM tickets t WHERE t.channel_id = c.id AND t.created_at <= CAST(:as_of AS timestamptz)
+     AND (t.resolved_at IS NULL OR t.resolved_at > CAST(:as_of AS timestamptz))) AS open_tickets
+FROM channels c WHERE c.id = ANY(CAST(:ids AS uuid[]))
+""")
+
+
+async def rescore_channels(
+    session: AsyncSession,
+    channel_ids: Sequence[uuid.UUID],
+    as_of: datetime,
+    profile: ScoringProfile,
+) -> int:
+    """Channel health as of `as_of` from its members' latest scores by then (weighted by their
+    revenue), its own activity and its open tickets."""
+    params = {"ids": list(channel_ids), "as_of": as_of}
+    channels = (await session.execute(_CHANNEL_ACTIVITY, params)).all()
+    if not channels:
+        return 0
+    ids = [c.id for c in channels]
+    index = {channel_id: k for k, channel_id in enumerate(ids)}
+    members = (await session.execute(_CHANNEL_MEMBERS, params)).all()
+    member_scores = np.array(
+        [np.nan if m.score is None else m.score for m in members], dtype=np.float64
+    )
+    scores = channels_math.channel_health(
+        member_scores,
+        np.array([float(m.revenue) for m in members], dtype=np.float64),
+        np.array([index[m.channel_id] for m in members], dtype=np.intp),
+        len(ids),
+        np.array([c.activity for c in channels], dtype=np.float64),
+        np.array([c.open_tickets for c in channels], dtype=np.float64),
+        profile,
+    )
+    features = {
+        "customers": scores.customers.astype(np.float64),
+        "customer_score": scores.customer_score,
+        "activity_90d": np.array([c.activity for c in channels], dtype=np.float64),
+        "open_tickets": np.array([c.open_tickets for c in channels], dtype=np.float64),
+    }
+    await _store(session, "channel", ids, scores, features, as_of, profile)
+    return len(ids)

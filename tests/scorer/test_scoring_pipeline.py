@@ -8,12 +8,19 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.db import session_scope
-from services.core.models import CustomerHealth, Interaction, Job
+from services.core.models import (
+    ChannelHealth,
+    ChannelHealthHistory,
+    CustomerChannelMembership,
+    CustomerHealth,
+    Interaction,
+    Job,
+)
 from services.core.models.base import new_id
 from services.core.scoring.profile import DEFAULT_PROFILE
-from services.scorer.jobs.scoring import run_recompute
+from services.scorer.jobs.scoring import rescore_customers, run_recompute
 from services.scorer.scoring import rescore
-from tests.api.customer_rows import insert_customer
+from tests.api.customer_rows import insert_channel, insert_customer
 from tests.helpers import count_rows
 
 T = datetime(2026, 6, 30, 12, tzinfo=UTC)
@@ -159,3 +166,58 @@ async def test_recompute_job_matches_the_live_path(app: FastAPI, engine: AsyncEn
     assert (job.status, job.progress, job.done, job.total) == ("succeeded", 1.0, 6, 6)
     assert job.result["scored"] == 6
     assert tiers == 6
+
+
+async def test_channel_health_follows_its_customers(app: FastAPI, engine: AsyncEngine) -> None:
+    channel = await insert_channel(engine)
+    now = datetime.now(UTC)
+    big = await insert_customer(engine, channel_id=channel, created_at=now - timedelta(days=400))
+    small = await insert_customer(engine, channel_id=channel, created_at=now - timedelta(days=400))
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(CustomerChannelMembership),
+            [
+                {"customer_id": c, "channel_id": channel, "started_at": now - timedelta(days=400)}
+                for c in (big, small)
+            ],
+        )
+        await conn.execute(
+            insert(Interaction),
+            [
+                {
+                    "id": new_id(),
+                    "customer_id": big,
+                    "channel_id": channel,
+                    "kind": "order",
+                    "occurred_at": now - timedelta(days=d),
+                    "amount": Decimal("900"),
+                }
+                for d in (2, 30, 60, 89)
+            ]
+            + [
+                {
+                    "id": new_id(),
+                    "customer_id": small,
+                    "channel_id": channel,
+                    "kind": "order",
+                    "occurred_at": now - timedelta(days=300),
+                    "amount": Decimal("100"),
+                }
+            ],
+        )
+
+    ctx = {"sessionmaker": app.state.sessionmaker}
+    assert await rescore_customers(ctx, [big, small]) == 2
+    customers = await _health(engine)
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(ChannelHealth))).one()
+        history = await conn.scalar(select(func.count()).select_from(ChannelHealthHistory))
+    revenue = {big: 3600.0, small: 100.0}
+    expected = sum(customers[c].score * revenue[c] for c in revenue) / sum(revenue.values())
+    assert row.channel_id == channel
+    assert abs(row.features["customer_score"] - expected) < 0.01
+    assert row.features["customers"] == 2
+    assert row.features["activity_90d"] == 4
+    assert set(row.contributions) == {"customers", "activity", "tickets"}
+    assert abs(sum(row.contributions.values()) - row.score) < 0.1
+    assert history == 1

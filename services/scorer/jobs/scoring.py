@@ -9,9 +9,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db import session_scope
-from services.core.models import Customer, Job
+from services.core.models import Channel, Customer, Job
 from services.core.profiles import active_profile
-from services.scorer.scoring import assign_value_tiers, rescore
+from services.scorer.scoring import assign_value_tiers, rescore, rescore_channels
 
 CHUNK = 5_000
 FINISHED = ("succeeded", "failed")
@@ -66,7 +66,29 @@ async def rescore_customers(ctx: dict[str, Any], customer_ids: list[uuid.UUID]) 
         async with session_scope(ctx["sessionmaker"]) as session:
             profile = await active_profile(session)
             scored += await rescore(session, ids[start : start + CHUNK], as_of, profile)
+    await _rescore_channels_of(ctx["sessionmaker"], ids, as_of)
     return scored
+
+
+async def _rescore_channels_of(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    customer_ids: list[uuid.UUID] | None,
+    as_of: datetime,
+) -> None:
+    """The channels these customers belong to now, or every channel when None."""
+    query = (
+        select(Channel.id)
+        if customer_ids is None
+        else (
+            select(Customer.channel_id)
+            .where(Customer.id.in_(customer_ids), Customer.channel_id.is_not(None))
+            .distinct()
+        )
+    )
+    async with session_scope(sessionmaker) as session:
+        channel_ids = [i for i in (await session.scalars(query)).all() if i is not None]
+        if channel_ids:
+            await rescore_channels(session, channel_ids, as_of, await active_profile(session))
 
 
 async def run_recompute(ctx: dict[str, Any], job_id: str) -> str:
@@ -92,6 +114,7 @@ async def run_recompute(ctx: dict[str, Any], job_id: str) -> str:
         if ids is None:
             async with session_scope(sessionmaker) as session:
                 await assign_value_tiers(session)
+        await _rescore_channels_of(sessionmaker, ids, as_of)
     except Exception as exc:
         async with session_scope(sessionmaker) as session:
             await _finish(session, job_id, "failed", errors=[{"message": str(exc)[:500]}])
