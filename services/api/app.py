@@ -13,8 +13,10 @@ from services.api.auth import KeyCache
 from services.api.channels.router import router as channels_router
 from services.api.customers.router import router as customers_router
 from services.api.interactions.router import router as interactions_router
+from services.api.jobs.router import router as jobs_router
 from services.api.ops.router import router as ops_router
 from services.api.rows import RowReader, create_pool
+from services.api.scoring.router import router as scoring_router
 from services.api.tickets.router import router as tickets_router
 from services.core.config import Settings, get_settings
 from services.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
@@ -34,6 +36,8 @@ TAGS = [
     {"name": "channels", "description": "Sales partners: agents, distributors, resellers, stores."},
     {"name": "interactions", "description": "Immutable events: orders, visits, feedback, ..."},
     {"name": "tickets", "description": "Service cases with priority, status and SLA times."},
+    {"name": "scoring", "description": "The scoring profile, and recomputing scores as of a time."},
+    {"name": "jobs", "description": "Long-running requests such as recomputes: status, progress."},
     {"name": "api-keys", "description": "Keys and their scopes (admin)."},
     {"name": "audit", "description": "Who changed what, before and after."},
     {"name": "ops", "description": "Liveness and readiness probes."},
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         channels_router,
         interactions_router,
         tickets_router,
+        scoring_router,
+        jobs_router,
         api_keys_router,
         audit_router,
     ):

@@ -4,20 +4,23 @@ stable while rows are inserted (no gaps, no repeats)."""
 import base64
 import binascii
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Query
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, Row, Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.core.errors import FieldError, InvalidInput
 
 T = TypeVar("T")
+
+# A sort key: a mapped column, or an expression such as `coalesce(score, -1)`.
+SortColumn = InstrumentedAttribute[Any] | ColumnElement[Any]
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (1-100).")]
 Cursor = Annotated[
@@ -82,24 +85,48 @@ async def fetch_page(
     session: AsyncSession,
     query: Select[Any],
     sort: str,
-    columns: dict[str, InstrumentedAttribute[Any]],
+    columns: Mapping[str, SortColumn],
     cursor: str | None,
     limit: int,
+    id_type: Callable[[str], Any] = uuid.UUID,
 ) -> tuple[list[Any], str | None]:
     """One page of ORM rows, ordered by the sort column then `id`, and the cursor after it."""
-    rows = list((await session.scalars(_paginate(query, sort, columns, cursor, limit))).all())
+    page = _paginate(query, sort, columns, cursor, limit, id_type)
+    rows = list((await session.scalars(page)).all())
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor(sort, [getattr(rows[-1], sort.lstrip("-")), rows[-1].id])
 
 
+async def fetch_rows(
+    session: AsyncSession,
+    query: Select[Any],
+    sort: str,
+    columns: Mapping[str, SortColumn],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Row[Any]], str | None]:
+    """Like `fetch_page` for a query selecting several things (an entity and joined columns):
+    whole rows come back, and the cursor is read from the sort key the query adds to each."""
+    keyed = query.add_columns(
+        columns[sort.lstrip("-")].label("cursor_key"), columns["id"].label("cursor_id")
+    )
+    rows = list((await session.execute(_paginate(keyed, sort, columns, cursor, limit))).all())
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]._mapping
+    return rows, encode_cursor(sort, [last["cursor_key"], last["cursor_id"]])
+
+
 def _paginate(
     query: Select[Any],
     sort: str,
-    columns: dict[str, InstrumentedAttribute[Any]],
+    columns: Mapping[str, SortColumn],
     cursor: str | None,
     limit: int,
+    id_type: Callable[[str], Any] = uuid.UUID,
 ) -> Select[Any]:
     id_column = columns["id"]
     descending = sort.startswith("-")
@@ -107,7 +134,7 @@ def _paginate(
     if cursor is not None:
         last_value, last_id = decode_cursor(cursor, sort)
         try:
-            last_id = uuid.UUID(str(last_id))
+            last_id = id_type(str(last_id))
         except ValueError as exc:
             raise _bad_cursor() from exc
         query = query.where(_after(column, id_column, last_value, last_id, descending))
@@ -116,14 +143,26 @@ def _paginate(
 
 
 def _after(
-    column: InstrumentedAttribute[Any],
-    id_column: InstrumentedAttribute[Any],
+    column: SortColumn,
+    id_column: SortColumn,
     value: Any,
-    last_id: uuid.UUID,
+    last_id: Any,
     descending: bool,
 ) -> ColumnElement[bool]:
-    if value is None:
+    if value is None or not _fits(column, value):
         raise _bad_cursor()
     if descending:
         return or_(column < value, and_(column == value, id_column < last_id))
     return or_(column > value, and_(column == value, id_column > last_id))
+
+
+def _fits(column: SortColumn, value: Any) -> bool:
+    """Whether a cursor's value can be compared with the column: a forged cursor must be a
+    422, not a database error."""
+    try:
+        expected = column.type.python_type
+    except NotImplementedError:
+        return True
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, expected)

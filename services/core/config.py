@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_hours: int = 24
     log_level: str = "info"
+    rescore_hour: int = Field(
+        default=2, ge=0, le=23, description="UTC hour of the daily rescoring of every customer."
+    )
 
     def require_database_url(self) -> str:
         if not self.database_url:

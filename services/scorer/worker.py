@@ -12,11 +12,13 @@ from services.core.config import Settings
 from services.core.db import asyncpg_dsn, create_engine, create_sessionmaker
 from services.scorer.jobs.events import MAX_TRIES, process_events
 from services.scorer.jobs.maintenance import purge_idempotency_records
+from services.scorer.jobs.scoring import RUN_RECOMPUTE, run_recompute, scheduled_rescore
 from services.scorer.relay import relay_forever
 
 log = logging.getLogger(__name__)
 
 HEALTH_CHECK_SECONDS = 10
+LONG_JOB_SECONDS = 3 * 3600
 
 
 def health_check_key(settings: Settings) -> str:
@@ -45,8 +47,21 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         await ctx["engine"].dispose()
 
     return {
-        "functions": [purge_idempotency_records, func(process_events, max_tries=MAX_TRIES)],
-        "cron_jobs": [cron(purge_idempotency_records, minute={7}, run_at_startup=False)],
+        "functions": [
+            purge_idempotency_records,
+            func(process_events, max_tries=MAX_TRIES),
+            func(run_recompute, name=RUN_RECOMPUTE, timeout=LONG_JOB_SECONDS, max_tries=3),
+        ],
+        "cron_jobs": [
+            cron(purge_idempotency_records, minute={7}, run_at_startup=False),
+            cron(
+                scheduled_rescore,
+                hour={settings.rescore_hour},
+                minute={0},
+                timeout=LONG_JOB_SECONDS,
+                run_at_startup=False,
+            ),
+        ],
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": RedisSettings.from_dsn(settings.require_redis_url()),

@@ -14,6 +14,7 @@ from services.api.schemas import (
     Tags,
     require_non_null,
 )
+from services.api.scoring.schemas import HealthSummary
 from services.core.models.enums import ChannelStatus, ChannelTier, ChannelType
 
 EXAMPLE: dict[str, Any] = {
@@ -84,10 +85,11 @@ class ChannelUpdate(InputModel):
         return self
 
 
+READ_EXAMPLE: dict[str, Any] = {"id": "0196f5d2-7c1e-7a3b-9d2f-3e4f5a6b7c8d", **EXAMPLE}
+
+
 class ChannelRead(ReadModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"id": "0196f5d2-7c1e-7a3b-9d2f-3e4f5a6b7c8d", **EXAMPLE}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [READ_EXAMPLE]})
 
     id: uuid.UUID
     external_ref: str | None
@@ -106,3 +108,24 @@ class ChannelRead(ReadModel):
     created_at: datetime
     updated_at: datetime
     version: int = Field(description="Increases on every change; the ETag is its quoted form.")
+
+
+class ChannelListItem(ChannelRead):
+    """A channel as lists show it: with its current health score in brief."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **READ_EXAMPLE,
+                    "health": {"score": 74.0, "band": "green", "as_of": "2026-02-01T09:00:00Z"},
+                }
+            ]
+        }
+    )
+
+    health: HealthSummary | None = Field(
+        default=None,
+        description="Score, band and the time it describes; null before the first score. "
+        "Details at `/v1/channels/{id}/health`.",
+    )

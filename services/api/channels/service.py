@@ -3,20 +3,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.channels.schemas import ChannelCreate, ChannelRead, ChannelUpdate
+from services.api.channels.schemas import (
+    ChannelCreate,
+    ChannelListItem,
+    ChannelRead,
+    ChannelUpdate,
+)
 from services.api.deps import check_if_match
-from services.api.pagination import fetch_page
+from services.api.pagination import SortColumn, fetch_rows
+from services.api.scoring.health import filter_health, score_sort_key, with_health
+from services.api.scoring.schemas import Band, HealthSummary
 from services.api.search import contains
 from services.core import audit
 from services.core.db import load
 from services.core.errors import FieldError, InvalidInput
-from services.core.models import Channel
+from services.core.models import Channel, ChannelHealth
 from services.core.models.enums import ChannelStatus, ChannelTier, ChannelType
 
-SORTS = ("created_at", "updated_at", "name")
+SORTS = ("created_at", "updated_at", "name", "score")
 RESOURCE = "channel"
 
 
@@ -30,6 +37,9 @@ class ChannelFilters:
     tag: str | None = None
     q: str | None = None
     include_archived: bool = False
+    band: Band | None = None
+    score_min: float | None = None
+    score_max: float | None = None
 
 
 def snapshot(channel: Channel) -> dict[str, Any]:
@@ -42,10 +52,25 @@ async def get(session: AsyncSession, channel_id: uuid.UUID, *, for_update: bool 
 
 async def list_(
     session: AsyncSession, filters: ChannelFilters, sort: str, cursor: str | None, limit: int
-) -> tuple[list[Channel], str | None]:
-    columns = {name: getattr(Channel, name) for name in (*SORTS, "id")}
-    query = _filtered(select(Channel), filters)
-    return await fetch_page(session, query, sort, columns, cursor, limit)
+) -> tuple[list[ChannelListItem], str | None]:
+    """One query for the page: channels LEFT JOIN their current score."""
+    health = ChannelHealth
+    columns: dict[str, SortColumn] = {
+        name: getattr(Channel, name) for name in ("created_at", "updated_at", "name", "id")
+    }
+    columns["score"] = score_sort_key(health)
+    query = with_health(select(Channel), health, health.channel_id == Channel.id)
+    query = filter_health(query, health, filters.band, filters.score_min, filters.score_max)
+    rows, next_cursor = await fetch_rows(
+        session, _filtered(query, filters), sort, columns, cursor, limit
+    )
+    return [_list_item(row) for row in rows], next_cursor
+
+
+def _list_item(row: Row[Any]) -> ChannelListItem:
+    item = ChannelListItem.model_validate(row.Channel)
+    item.health = HealthSummary.of(row.health_score, row.health_band, row.health_as_of)
+    return item
 
 
 def _filtered(query: Select[Any], f: ChannelFilters) -> Select[Any]:

@@ -12,14 +12,25 @@ from services.api.customers.schemas import (
     ChannelHistory,
     CustomerBatch,
     CustomerCreate,
+    CustomerListItem,
     CustomerRead,
     CustomerUpdate,
     MembershipRead,
 )
-from services.api.deps import IfMatch, Rows, Session, etag, read_one
+from services.api.deps import IfMatch, ReadSession, Rows, Session, etag, read_one
 from services.api.idempotency import Created, IdempotencyKey, idempotent_create
 from services.api.pagination import Cursor, Limit, Page, sort_query
 from services.api.problems import V1_RESPONSES, responses
+from services.api.scoring import health
+from services.api.scoring.schemas import (
+    BandQuery,
+    CustomerHealthRead,
+    HealthHistoryRead,
+    ScoreMax,
+    ScoreMin,
+    Since,
+    Until,
+)
 from services.core.errors import FieldError, InvalidInput
 from services.core.models import Customer
 from services.core.models.enums import LifecycleStage, ValueTier
@@ -29,7 +40,13 @@ router = APIRouter(prefix="/customers", tags=["customers"], responses=V1_RESPONS
 SortParam = Annotated[str, sort_query("-created_at", service.SORTS)]
 
 
-@router.get("", response_model=Page[CustomerRead], summary="List customers")
+@router.get(
+    "",
+    response_model=Page[CustomerListItem],
+    summary="List customers",
+    description="Each item carries its current `health` (null before the first score). "
+    "Sorting by `score` puts unscored customers last when descending, first when ascending.",
+)
 async def list_customers(
     session: Session,
     _: Reader,
@@ -51,7 +68,10 @@ async def list_customers(
         str | None, Query(max_length=200, description="Text in name or external_ref.")
     ] = None,
     include_archived: bool = False,
-) -> Page[CustomerRead]:
+    band: BandQuery = None,
+    score_min: ScoreMin = None,
+    score_max: ScoreMax = None,
+) -> Page[CustomerListItem]:
     if created_after and created_before and created_before < created_after:
         raise InvalidInput(
             "created_before is earlier than created_after.",
@@ -67,9 +87,12 @@ async def list_customers(
         created_before,
         q,
         include_archived,
+        band,
+        score_min,
+        score_max,
     )
-    rows, next_cursor = await service.list_(session, filters, sort, cursor, limit)
-    return Page(items=[CustomerRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+    items, next_cursor = await service.list_(session, filters, sort, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post(
@@ -130,6 +153,42 @@ async def get_channel_history(
 ) -> ChannelHistory:
     rows = await service.channel_history(session, customer_id)
     return ChannelHistory(items=[MembershipRead.model_validate(r) for r in rows])
+
+
+@router.get(
+    "/{customer_id}/health",
+    response_model=CustomerHealthRead,
+    summary="Get a customer's health score",
+    description="The current score, its band, trend and the contribution of every factor. "
+    "404 when the customer does not exist, and also (with a detail saying so) when it is not "
+    "scored yet.",
+    responses=responses(404),
+)
+async def get_customer_health(customer_id: uuid.UUID, rows: Rows, _: Reader) -> Response:
+    return await health.customer_health(rows, customer_id)
+
+
+@router.get(
+    "/{customer_id}/health/history",
+    response_model=Page[HealthHistoryRead],
+    summary="List a customer's past health scores",
+    description="Newest `as_of` first: a row whenever the score or band changed, and at "
+    "least one a day while anything changes.",
+    responses=responses(404),
+)
+async def list_customer_health_history(
+    customer_id: uuid.UUID,
+    session: ReadSession,
+    _: Reader,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    since: Since = None,
+    until: Until = None,
+) -> Page[HealthHistoryRead]:
+    rows, next_cursor = await health.customer_history(
+        session, customer_id, (since, until), cursor, limit
+    )
+    return Page(items=[HealthHistoryRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.patch(

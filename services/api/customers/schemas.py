@@ -23,6 +23,7 @@ from services.api.schemas import (
     Tags,
     require_non_null,
 )
+from services.api.scoring.schemas import HealthSummary
 from services.core.models.enums import LifecycleStage, ValueTier
 
 BATCH_LIMIT = 1000
@@ -152,21 +153,18 @@ class CustomerBatch(BatchInput):
     items: Annotated[list[SkipValidation[CustomerUpsert]], Field(max_length=BATCH_LIMIT)]
 
 
+READ_EXAMPLE: dict[str, Any] = {
+    "id": "0196f5d2-9a10-7c44-8e21-5b6c7d8e9f01",
+    **EXAMPLE,
+    "archived_at": None,
+    "created_at": "2026-01-05T08:30:00Z",
+    "updated_at": "2026-01-05T08:30:00Z",
+    "version": 1,
+}
+
+
 class CustomerRead(ReadModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "0196f5d2-9a10-7c44-8e21-5b6c7d8e9f01",
-                    **EXAMPLE,
-                    "archived_at": None,
-                    "created_at": "2026-01-05T08:30:00Z",
-                    "updated_at": "2026-01-05T08:30:00Z",
-                    "version": 1,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [READ_EXAMPLE]})
 
     id: uuid.UUID
     external_ref: str | None
@@ -187,6 +185,27 @@ class CustomerRead(ReadModel):
     created_at: datetime
     updated_at: datetime
     version: int = Field(description="Increases on every change; the ETag is its quoted form.")
+
+
+class CustomerListItem(CustomerRead):
+    """A customer as lists show it: with its current health score in brief."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **READ_EXAMPLE,
+                    "health": {"score": 63.5, "band": "yellow", "as_of": "2026-02-01T09:00:00Z"},
+                }
+            ]
+        }
+    )
+
+    health: HealthSummary | None = Field(
+        default=None,
+        description="Score, band and the time it describes; null before the first score. "
+        "Details at `/v1/customers/{id}/health`.",
+    )
 
 
 class MembershipRead(ReadModel):

@@ -8,17 +8,24 @@ import sqlalchemy as sa
 from sqlalchemy import Row, Select, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.customers.schemas import CustomerCreate, CustomerRead, CustomerUpdate
+from services.api.customers.schemas import (
+    CustomerCreate,
+    CustomerListItem,
+    CustomerRead,
+    CustomerUpdate,
+)
 from services.api.deps import check_if_match
-from services.api.pagination import fetch_page
+from services.api.pagination import SortColumn, fetch_rows
+from services.api.scoring.health import filter_health, score_sort_key, with_health
+from services.api.scoring.schemas import Band, HealthSummary
 from services.api.search import contains
 from services.core import audit
 from services.core.db import load
 from services.core.errors import FieldError, InvalidInput
-from services.core.models import Channel, Customer, CustomerChannelMembership
+from services.core.models import Channel, Customer, CustomerChannelMembership, CustomerHealth
 from services.core.models.enums import LifecycleStage, ValueTier
 
-SORTS = ("created_at", "updated_at", "name")
+SORTS = ("created_at", "updated_at", "name", "score")
 RESOURCE = "customer"
 
 
@@ -33,6 +40,9 @@ class CustomerFilters:
     created_before: datetime | None = None
     q: str | None = None
     include_archived: bool = False
+    band: Band | None = None
+    score_min: float | None = None
+    score_max: float | None = None
 
 
 def snapshot(customer: object) -> dict[str, Any]:
@@ -48,10 +58,25 @@ async def get(
 
 async def list_(
     session: AsyncSession, filters: CustomerFilters, sort: str, cursor: str | None, limit: int
-) -> tuple[list[Customer], str | None]:
-    columns = {name: getattr(Customer, name) for name in (*SORTS, "id")}
-    query = _filtered(select(Customer), filters)
-    return await fetch_page(session, query, sort, columns, cursor, limit)
+) -> tuple[list[CustomerListItem], str | None]:
+    """One query for the page: customers LEFT JOIN their current score."""
+    health = CustomerHealth
+    columns: dict[str, SortColumn] = {
+        name: getattr(Customer, name) for name in ("created_at", "updated_at", "name", "id")
+    }
+    columns["score"] = score_sort_key(health)
+    query = with_health(select(Customer), health, health.customer_id == Customer.id)
+    query = filter_health(query, health, filters.band, filters.score_min, filters.score_max)
+    rows, next_cursor = await fetch_rows(
+        session, _filtered(query, filters), sort, columns, cursor, limit
+    )
+    return [_list_item(row) for row in rows], next_cursor
+
+
+def _list_item(row: Row[Any]) -> CustomerListItem:
+    item = CustomerListItem.model_validate(row.Customer)
+    item.health = HealthSummary.of(row.health_score, row.health_band, row.health_as_of)
+    return item
 
 
 def _filtered(query: Select[Any], f: CustomerFilters) -> Select[Any]:

@@ -45,9 +45,7 @@ class CustomerHealthHistory(Base):
     __tablename__ = "customer_health_history"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    customer_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE")
-    )
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     score: Mapped[float] = mapped_column(Float)
     band: Mapped[str] = mapped_column(String(10))
     contributions: Mapped[dict[str, Any]]
@@ -95,9 +93,7 @@ class LifecycleMove(Base):
     __tablename__ = "lifecycle_moves"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    customer_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE")
-    )
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     from_stage: Mapped[str] = mapped_column(String(32))
     to_stage: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]

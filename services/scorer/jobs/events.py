@@ -9,12 +9,19 @@ from typing import Any
 from arq import Retry
 from sqlalchemy import text
 
-from services.scorer.jobs.scoring import rescore_customers
+from services.core import events
+from services.scorer.jobs.scoring import RUN_RECOMPUTE, rescore_customers
 
 log = logging.getLogger(__name__)
 
 PROCESS_EVENTS = "process_events"
 MAX_TRIES = 8
+
+_JOBS = text("""
+SELECT DISTINCT j AS job_id
+FROM outbox_events e, jsonb_array_elements_text(e.payload->'ids') AS j
+WHERE e.id = ANY(:ids) AND e.type = :type
+""")
 
 _CUSTOMERS = text("""
 SELECT count(DISTINCT e.id) AS events,
@@ -23,6 +30,14 @@ FROM outbox_events e
 LEFT JOIN LATERAL jsonb_array_elements_text(e.payload->'customer_ids') AS c ON true
 WHERE e.id = ANY(:ids)
 """)
+
+
+async def start_job(ctx: dict[str, Any], job_id: str) -> None:
+    """Enqueue a requested job under an id of its own, so a redelivered event starts it once."""
+    queue = ctx["settings"].queue_name
+    await ctx["redis"].enqueue_job(
+        RUN_RECOMPUTE, job_id, _job_id=f"{queue}:job:{job_id}", _queue_name=queue
+    )
 
 
 def retry_delay(job_try: int) -> float:
@@ -35,6 +50,10 @@ async def process_events(ctx: dict[str, Any], event_ids: list[int]) -> dict[str,
     try:
         async with ctx["sessionmaker"]() as session:
             row = (await session.execute(_CUSTOMERS, {"ids": event_ids})).one()
+            params = {"ids": event_ids, "type": events.JOBS_REQUESTED}
+            job_ids = list((await session.scalars(_JOBS, params)).all())
+        for job_id in job_ids:
+            await start_job(ctx, job_id)
         customer_ids = sorted(uuid.UUID(c) for c in row.customer_ids)
         rescored = await rescore_customers(ctx, customer_ids) if customer_ids else 0
     except Exception as exc:

@@ -14,6 +14,7 @@ from services.core.profiles import active_profile
 from services.scorer.scoring import assign_value_tiers, rescore, rescore_channels
 
 CHUNK = 5_000
+RUN_RECOMPUTE = "run_recompute"
 FINISHED = ("succeeded", "failed")
 _COUNT = select(func.count()).select_from(Customer)
 
@@ -124,3 +125,22 @@ async def run_recompute(ctx: dict[str, Any], job_id: str) -> str:
             session, job_id, "succeeded", result={"scored": scored, "as_of": as_of.isoformat()}
         )
     return "succeeded"
+
+
+async def scheduled_rescore(ctx: dict[str, Any]) -> str:
+    """The daily rescoring that lets time pass: recency decays and quiet customers turn red
+    with no new event. It is an ordinary recompute job, visible at `/v1/jobs`."""
+    async with session_scope(ctx["sessionmaker"]) as session:
+        job = Job(
+            kind="recompute",
+            params={
+                "as_of": datetime.now(UTC).isoformat(),
+                "customer_ids": None,
+                "reason": "scheduled",
+            },
+            created_by="scheduler",
+        )
+        session.add(job)
+        await session.flush()
+        job_id = str(job.id)
+    return await run_recompute(ctx, job_id)
