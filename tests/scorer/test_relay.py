@@ -4,16 +4,13 @@ Redis is down, nothing relayed twice by concurrent relays, woken by NOTIFY."""
 import asyncio
 import time
 import uuid
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-from arq import ArqRedis, Retry, create_pool
-from arq.connections import RedisSettings
+from arq import ArqRedis, Retry
 from arq.jobs import Job, JobDef
-from arq.worker import Worker
 from fastapi import FastAPI
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
@@ -25,39 +22,13 @@ from services.core.config import Settings
 from services.core.db import asyncpg_dsn, session_scope
 from services.scorer.jobs import events as event_jobs
 from services.scorer.jobs.events import MAX_TRIES, PROCESS_EVENTS, process_events
-from services.scorer.relay import batch_job_id, relay_forever, relay_once, relay_pending
-from services.scorer.worker import worker_options
+from services.scorer.relay import batch_job_id, relay_forever, relay_pending
 from tests.api.customer_rows import insert_customer
 from tests.helpers import count_rows
+from tests.scorer.workers import run_burst
 
 WHEN = "2026-03-01T10:30:00+08:00"
 PENDING = "relayed_at IS NULL"
-
-
-async def _forget_jobs(redis: ArqRedis, queue_name: str) -> None:
-    """Outbox ids restart with every test, so the jobs named after them must go too."""
-    keys = [k async for k in redis.scan_iter(f"arq:*:{queue_name}:*")]
-    await redis.delete(queue_name, *keys)
-
-
-@pytest.fixture
-async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(
-        RedisSettings.from_dsn(settings.require_redis_url()), default_queue_name=settings.queue_name
-    )
-    await _forget_jobs(pool, settings.queue_name)
-    yield pool
-    await _forget_jobs(pool, settings.queue_name)
-    await pool.aclose()
-
-
-@pytest.fixture
-def relay(app: FastAPI, arq_redis: ArqRedis, settings: Settings) -> Callable[..., Awaitable[int]]:
-    async def run(batch_size: int = 500, redis: ArqRedis | None = None) -> int:
-        pool = arq_redis if redis is None else redis
-        return await relay_once(app.state.sessionmaker, pool, settings.queue_name, batch_size)
-
-    return run
 
 
 @pytest.fixture
@@ -196,11 +167,6 @@ async def test_concurrent_relays_never_relay_an_event_twice(
     assert await count_rows(engine, "outbox_events", PENDING) == 0
 
 
-def burst_worker(settings: Settings) -> Worker:
-    options: dict[str, Any] = {**worker_options(settings), "handle_signals": False}
-    return Worker(**options, burst=True, poll_delay=0.05)
-
-
 async def test_api_write_to_processed_job(
     client: httpx.AsyncClient,
     settings: Settings,
@@ -212,14 +178,7 @@ async def test_api_write_to_processed_job(
     await post_interactions(client, customers[1])
     assert await relay() == 2
 
-    worker = burst_worker(settings)
-    try:
-        await worker.async_run()
-    finally:
-        with warnings.catch_warnings():
-            # arq 0.28 closes its pool with redis-py's deprecated `close()`
-            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
-            await worker.close()
+    worker = await run_burst(settings)
     assert (worker.jobs_complete, worker.jobs_failed, worker.jobs_retried) == (1, 0, 0)
 
     job = Job(batch_job_id(settings.queue_name, [1, 2]), arq_redis)

@@ -1,0 +1,27 @@
+"""Run the real arq worker in burst mode, as tests do."""
+
+import warnings
+from typing import Any
+
+from arq.worker import Worker
+
+from services.core.config import Settings
+from services.scorer.worker import worker_options
+
+
+def burst_worker(settings: Settings) -> Worker:
+    options: dict[str, Any] = {**worker_options(settings), "handle_signals": False}
+    return Worker(**options, burst=True, poll_delay=0.05)
+
+
+async def run_burst(settings: Settings) -> Worker:
+    """Run a worker until the queue is empty, jobs it enqueues included."""
+    worker = burst_worker(settings)
+    try:
+        await worker.async_run()
+    finally:
+        with warnings.catch_warnings():
+            # arq 0.28 closes its pool with redis-py's deprecated `close()`
+            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+            await worker.close()
+    return worker
