@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         default=2, ge=0, le=23, description="UTC hour of the daily rescoring of every customer."
     )
 
+    @property
+    def worker_health_key(self) -> str:
+        """The Redis key a live worker refreshes every few seconds (arq's health check)."""
+        return f"{self.queue_name}:health-check"
+
     def require_database_url(self) -> str:
         if not self.database_url:
             raise RuntimeError("DATABASE_URL is not set")

@@ -21,10 +21,6 @@ HEALTH_CHECK_SECONDS = 10
 LONG_JOB_SECONDS = 3 * 3600
 
 
-def health_check_key(settings: Settings) -> str:
-    return f"{settings.queue_name}:health-check"
-
-
 def worker_options(settings: Settings) -> dict[str, Any]:
     async def startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings)
@@ -66,7 +62,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "redis_settings": RedisSettings.from_dsn(settings.require_redis_url()),
         "queue_name": settings.queue_name,
-        "health_check_key": health_check_key(settings),
+        "health_check_key": settings.worker_health_key,
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "handle_signals": True,
     }

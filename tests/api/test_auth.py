@@ -57,7 +57,11 @@ async def test_api_key_bad_input(client: httpx.AsyncClient) -> None:
 
 
 async def test_health_is_open(anonymous: httpx.AsyncClient) -> None:
-    assert (await anonymous.get("/healthz")).json() == {"status": "ok", "checks": {}}
+    assert (await anonymous.get("/healthz")).json() == {
+        "status": "ok",
+        "checks": {},
+        "worker": None,
+    }
     ready = await anonymous.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}

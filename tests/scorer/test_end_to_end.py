@@ -1,15 +1,18 @@
 """API write -> outbox -> relay -> worker -> score visible through the API."""
 
+import asyncio
+import warnings
 from collections.abc import Awaitable, Callable
 
 import httpx
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.config import Settings
 from services.scorer.jobs.events import process_events
 from tests.helpers import count_rows
-from tests.scorer.workers import run_burst
+from tests.scorer.workers import burst_worker, run_burst
 
 
 async def _customer(client: httpx.AsyncClient, channel_id: str) -> str:
@@ -139,3 +142,29 @@ async def test_a_rerun_batch_counts_nothing_twice(
     assert again["score"] == first["score"]
     assert again["features"]["orders_365d"] == first["features"]["orders_365d"] == 1
     assert await count_rows(engine, "customer_health_history") == history
+
+
+async def test_readyz_reports_a_live_worker(
+    anonymous: httpx.AsyncClient, settings: Settings
+) -> None:
+    assert (await anonymous.get("/readyz")).json()["worker"] is None
+    worker = burst_worker(settings)
+    worker.burst = False
+    running = asyncio.create_task(worker.async_run())
+    try:
+        for _ in range(100):
+            report = (await anonymous.get("/readyz")).json()["worker"]
+            if report:
+                break
+            await asyncio.sleep(0.05)
+        assert report is not None
+        assert "j_complete=" in report
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+            await worker.close()
+        redis = Redis.from_url(settings.require_redis_url())
+        await redis.delete(settings.worker_health_key)
+        await redis.aclose()

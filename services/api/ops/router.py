@@ -4,15 +4,22 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 router = APIRouter(tags=["ops"])
 
 
 class Health(BaseModel):
-    status: str
-    checks: dict[str, str] = {}
+    status: str = Field(description="`ok` when every check passed.")
+    checks: dict[str, str] = Field(
+        default={}, description="PostgreSQL and Redis, `ok` or the error."
+    )
+    worker: str | None = Field(
+        default=None,
+        description="The scoring worker's last health report, or null when no worker reported "
+        "in the last few seconds. Informational: the API serves without a worker.",
+    )
 
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")
@@ -39,6 +46,10 @@ async def readyz(request: Request) -> Any:
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"error: {type(exc).__name__}"
+    worker = None
+    if checks["redis"] == "ok":
+        report = await request.app.state.redis.get(request.app.state.settings.worker_health_key)
+        worker = report.decode() if report else None
     ok = all(v == "ok" for v in checks.values())
-    body = Health(status="ok" if ok else "unavailable", checks=checks)
+    body = Health(status="ok" if ok else "unavailable", checks=checks, worker=worker)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
