@@ -16,6 +16,7 @@ Columns = dict[str, np.ndarray]
 
 _RATING = "coalesce(i.satisfaction::float8, 1 + i.nps * 0.4)"
 
+# The latest rating is the max of [time, rating] pairs: no per-customer sort.
 INTERACTION_FEATURES = text(f"""
 SELECT c.id AS customer_id,
   extract(epoch FROM :as_of - max(i.occurred_at) FILTER (WHERE i.kind = 'order')) / 86400
@@ -38,8 +39,8 @@ SELECT c.id AS customer_id,
     AND i.occurred_at > :as_of - interval '90 days') AS engagement_90d,
   count(*) FILTER (WHERE i.kind = 'complaint' AND i.occurred_at > :as_of - interval '90 days')
     AS complaints_90d,
-  (array_agg({_RATING} ORDER BY i.occurred_at DESC)
-    FILTER (WHERE i.kind = 'feedback' AND {_RATING} IS NOT NULL))[1] AS satisfaction_latest,
+  (max(ARRAY[extract(epoch FROM i.occurred_at), {_RATING}])
+    FILTER (WHERE i.kind = 'feedback' AND {_RATING} IS NOT NULL))[2] AS satisfaction_latest,
   avg({_RATING}) FILTER (WHERE i.kind = 'feedback' AND i.occurred_at > :as_of - interval '90 days')
     AS satisfaction_avg,
   avg({_RATING}) FILTER (WHERE i.kind = 'feedback' AND i.occurred_at <= :as_of - interval '90 days'
