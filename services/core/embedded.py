@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 log = logging.getLogger(__name__)
 
