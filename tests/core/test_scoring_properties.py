@@ -9,7 +9,7 @@ from services.core.scoring.health import score
 from services.core.scoring.profile import DEFAULT_PROFILE
 
 feature = st.one_of(st.just(float("nan")), st.floats(min_value=0, max_value=5_000))
-customer = st.fixed_dictionaries({name: feature for name in NAMES})
+customer = st.fixed_dictionaries(dict.fromkeys(NAMES, feature))
 
 
 def _features(rows: list[dict[str, float]]) -> Features:
