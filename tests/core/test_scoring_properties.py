@@ -34,3 +34,24 @@ def test_a_more_recent_order_never_lowers_the_score(
     older = {**row, "days_since_order": days + more_days}
     result = score(_features([recent, older]), DEFAULT_PROFILE)
     assert result.score[0] >= result.score[1]
+
+
+def test_a_lapsed_buyer_never_recovers_by_waiting() -> None:
+    """A one-time buyer's score only falls as days pass, also once no revenue window holds the
+    order any more (the revenue trend then counts as a full decline, not as unknown)."""
+    days = np.array([10.0, 100, 179, 181, 300, 400, 800])
+    columns = {name: np.zeros_like(days) for name in NAMES}
+    columns.update(
+        days_since_order=days,
+        days_since_interaction=days,
+        orders_90d=(days <= 90).astype(float),
+        orders_365d=(days <= 365).astype(float),
+        revenue_90d=np.where(days <= 90, 500.0, 0.0),
+        revenue_prev_90d=np.where((days > 90) & (days <= 180), 500.0, 0.0),
+        satisfaction_latest=np.full_like(days, np.nan),
+        satisfaction_avg=np.full_like(days, np.nan),
+        satisfaction_prev_avg=np.full_like(days, np.nan),
+        tenure_days=days,
+    )
+    result = score(Features.from_columns(columns), DEFAULT_PROFILE)
+    assert np.all(np.diff(result.score) <= 0), result.score

@@ -66,12 +66,17 @@ def factor_values(features: Features, profile: ScoringProfile) -> dict[str, Arra
     )
 
     now, before = nonnegative(f.revenue_90d), nonnegative(f.revenue_prev_90d)
-    ratio = np.divide(now, before, out=np.zeros_like(now), where=before > 0)
+    with np.errstate(over="ignore"):  # a tiny denominator overflows; the ramp clips it to 1
+        ratio = np.divide(now, before, out=np.zeros_like(now), where=before > 0)
+        kept = ramp(ratio, p.monetary_trend.zero_at_ratio, p.monetary_trend.full_at_ratio)
     trend = p.monetary_trend
+    # No revenue in either window: unknown for a customer who never ordered, but a full decline
+    # for one who did, or a lapsed customer's score would rise once both windows are empty.
+    never_ordered = np.isnan(f.days_since_order)
     monetary = np.where(
         before > 0,
-        ramp(ratio, trend.zero_at_ratio, trend.full_at_ratio),
-        np.where(now > 0, 1.0, trend.unknown),
+        kept,
+        np.where(now > 0, 1.0, np.where(never_ordered, trend.unknown, 0.0)),
     )
 
     engagement = log_ramp(f.engagement_90d, p.engagement.target_90d)
@@ -91,7 +96,10 @@ def factor_values(features: Features, profile: ScoringProfile) -> dict[str, Arra
     level = ramp(rating, sat.poor, sat.good) - drop / sat.full_drop
     satisfaction = np.where(np.isnan(rating), sat.unknown, np.clip(level, 0.0, 1.0))
 
-    tenure = np.fmax(ramp(f.tenure_days, 0.0, p.tenure.mature_days), 0.0)
+    # Tenure counts the active span, first seen to last interaction: it must not grow while a
+    # customer is silent, or waiting would raise a lapsed customer's score.
+    silent = np.where(np.isnan(f.days_since_interaction), f.tenure_days, f.days_since_interaction)
+    tenure = np.fmax(ramp(f.tenure_days - silent, 0.0, p.tenure.mature_days), 0.0)
 
     values = {
         "recency": recency,

@@ -26,7 +26,11 @@ class FactorWeights(_Part):
     satisfaction: float = Field(
         default=0.10, ge=0, description="Latest rating and its drop against the earlier average."
     )
-    tenure: float = Field(default=0.05, ge=0, description="How long the customer has been known.")
+    tenure: float = Field(
+        default=0.05,
+        ge=0,
+        description="How long the customer was active: first seen to last interaction.",
+    )
 
     @model_validator(mode="after")
     def _one_positive(self) -> Self:
@@ -79,7 +83,8 @@ class MonetaryTrend(_Part):
         default=0.5,
         ge=0,
         le=1,
-        description="Factor value (0-1) when there is no revenue in either window.",
+        description="Factor value (0-1) for a customer who never ordered; one who ordered before "
+        "but not in either window gets 0.",
     )
 
     @model_validator(mode="after")
