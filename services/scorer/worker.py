@@ -18,6 +18,10 @@ from services.scorer.relay import relay_forever
 log = logging.getLogger(__name__)
 
 HEALTH_CHECK_SECONDS = 10
+# arq starts queued jobs only when it polls Redis. Its default of every 0.5 s adds up to that
+# to each event's way to its score and, once all job slots are busy, refills them only twice a
+# second; the relay enqueues within milliseconds of a commit (see bench/latency.py).
+POLL_DELAY_SECONDS = 0.05
 LONG_JOB_SECONDS = 3 * 3600
 
 
@@ -64,6 +68,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "queue_name": settings.queue_name,
         "health_check_key": settings.worker_health_key,
         "health_check_interval": HEALTH_CHECK_SECONDS,
+        "poll_delay": POLL_DELAY_SECONDS,
         "handle_signals": True,
     }
 

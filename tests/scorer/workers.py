@@ -11,7 +11,7 @@ from services.scorer.worker import worker_options
 
 def burst_worker(settings: Settings) -> Worker:
     options: dict[str, Any] = {**worker_options(settings), "handle_signals": False}
-    return Worker(**options, burst=True, poll_delay=0.05)
+    return Worker(**options, burst=True)
 
 
 async def run_burst(settings: Settings) -> Worker:
