@@ -12,7 +12,13 @@ from services.core.config import Settings
 from services.core.db import asyncpg_dsn, create_engine, create_sessionmaker
 from services.scorer.jobs.events import MAX_TRIES, process_events
 from services.scorer.jobs.maintenance import purge_idempotency_records
-from services.scorer.jobs.scoring import RUN_RECOMPUTE, run_recompute, scheduled_rescore
+from services.scorer.jobs.scoring import (
+    RESCORE_TOUCHED_CHANNELS,
+    RUN_RECOMPUTE,
+    rescore_touched_channels,
+    run_recompute,
+    scheduled_rescore,
+)
 from services.scorer.relay import relay_forever
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             purge_idempotency_records,
             func(process_events, max_tries=MAX_TRIES),
             func(run_recompute, name=RUN_RECOMPUTE, timeout=LONG_JOB_SECONDS, max_tries=3),
+            func(rescore_touched_channels, name=RESCORE_TOUCHED_CHANNELS, max_tries=5),
         ],
         "cron_jobs": [
             cron(purge_idempotency_records, minute={7}, run_at_startup=False),

@@ -5,6 +5,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 
 import httpx
+from arq import ArqRedis
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -47,7 +48,8 @@ async def test_a_write_is_scored_and_explained(
     assert (await client.post("/v1/interactions/batch", json={"items": items})).status_code == 200
     assert await relay() == 1
     worker = await run_burst(settings)
-    assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
+    # The event batch, then the deferred channel pass it scheduled.
+    assert (worker.jobs_complete, worker.jobs_failed) == (2, 0)
 
     health = await client.get(f"/v1/customers/{customer}/health")
     assert health.status_code == 200, health.text
@@ -120,6 +122,7 @@ async def test_a_rerun_batch_counts_nothing_twice(
     engine: AsyncEngine,
     app: FastAPI,
     relay: Callable[..., Awaitable[int]],
+    arq_redis: ArqRedis,
 ) -> None:
     channel = (await client.post("/v1/channels", json={"name": "East", "type": "agent"})).json()
     customer = await _customer(client, channel["id"])
@@ -136,7 +139,7 @@ async def test_a_rerun_batch_counts_nothing_twice(
     history = await count_rows(engine, "customer_health_history")
 
     # What arq does after a worker is killed mid-job: the same batch runs again.
-    ctx = {"settings": settings, "sessionmaker": app.state.sessionmaker}
+    ctx = {"settings": settings, "sessionmaker": app.state.sessionmaker, "redis": arq_redis}
     assert (await process_events(ctx, [1]))["customers"] == 1
     again = (await client.get(f"/v1/customers/{customer}/health")).json()
     assert again["score"] == first["score"]

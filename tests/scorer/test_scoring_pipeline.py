@@ -3,10 +3,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from arq import ArqRedis
 from fastapi import FastAPI
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.core.config import Settings
 from services.core.db import session_scope
 from services.core.models import (
     ChannelHealth,
@@ -18,7 +20,11 @@ from services.core.models import (
 )
 from services.core.models.base import new_id
 from services.core.scoring.profile import DEFAULT_PROFILE
-from services.scorer.jobs.scoring import rescore_customers, run_recompute
+from services.scorer.jobs.scoring import (
+    rescore_customers,
+    rescore_touched_channels,
+    run_recompute,
+)
 from services.scorer.scoring import rescore
 from tests.api.customer_rows import insert_channel, insert_customer
 from tests.helpers import count_rows
@@ -168,7 +174,9 @@ async def test_recompute_job_matches_the_live_path(app: FastAPI, engine: AsyncEn
     assert tiers == 6
 
 
-async def test_channel_health_follows_its_customers(app: FastAPI, engine: AsyncEngine) -> None:
+async def test_channel_health_follows_its_customers(
+    app: FastAPI, engine: AsyncEngine, settings: Settings, arq_redis: ArqRedis
+) -> None:
     channel = await insert_channel(engine)
     now = datetime.now(UTC)
     big = await insert_customer(engine, channel_id=channel, created_at=now - timedelta(days=400))
@@ -206,8 +214,15 @@ async def test_channel_health_follows_its_customers(app: FastAPI, engine: AsyncE
             ],
         )
 
-    ctx = {"sessionmaker": app.state.sessionmaker}
+    ctx = {"sessionmaker": app.state.sessionmaker, "redis": arq_redis, "settings": settings}
     assert await rescore_customers(ctx, [big, small]) == 2
+    assert await count_rows(engine, "channel_health") == 0  # left for the next channel pass
+    queued = await arq_redis.queued_jobs(queue_name=settings.queue_name)
+    assert [job.function for job in queued] == ["rescore_touched_channels"]
+    assert await rescore_customers(ctx, [big]) == 1
+    assert len(await arq_redis.queued_jobs(queue_name=settings.queue_name)) <= 2
+    assert await rescore_touched_channels({**ctx, "job_id": "pass-1"}) == 1
+    assert await rescore_touched_channels({**ctx, "job_id": "pass-2"}) == 0
     customers = await _health(engine)
     async with engine.connect() as conn:
         row = (await conn.execute(select(ChannelHealth))).one()

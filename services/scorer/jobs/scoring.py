@@ -1,11 +1,14 @@
 """Scoring jobs: thin wrappers that open a transaction per chunk and call the scoring path."""
 
 import asyncio
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import ResponseError
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +21,8 @@ from services.scorer.scoring import assign_value_tiers, rescore, rescore_channel
 CHUNK = 10_000
 PARALLEL = 2
 RUN_RECOMPUTE = "run_recompute"
+RESCORE_TOUCHED_CHANNELS = "rescore_touched_channels"
+CHANNEL_PASS_SECONDS = 2.0
 FINISHED = ("succeeded", "failed")
 _COUNT = select(func.count()).select_from(Customer)
 
@@ -70,7 +75,57 @@ async def rescore_customers(ctx: dict[str, Any], customer_ids: list[uuid.UUID]) 
         async with session_scope(ctx["sessionmaker"]) as session:
             profile = await active_profile(session)
             scored += await rescore(session, ids[start : start + CHUNK], as_of, profile)
-    await _rescore_channels_of(ctx["sessionmaker"], ids, as_of)
+    await _touch_channels(ctx, ids)
+    return scored
+
+
+async def _channels_of(session: AsyncSession, customer_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    query = (
+        select(Customer.channel_id)
+        .where(Customer.id.in_(customer_ids), Customer.channel_id.is_not(None))
+        .distinct()
+    )
+    return [i for i in (await session.scalars(query)).all() if i is not None]
+
+
+def _touched_key(queue: str) -> str:
+    return f"{queue}:touched-channels"
+
+
+async def _touch_channels(ctx: dict[str, Any], customer_ids: list[uuid.UUID]) -> None:
+    """Mark the customers' channels for the next channel pass, at most one per
+    CHANNEL_PASS_SECONDS: a busy channel would otherwise be rescored by every event job, which
+    costs more than the customers themselves and delays every score behind it."""
+    async with ctx["sessionmaker"]() as session:
+        channel_ids = await _channels_of(session, customer_ids)
+    if not channel_ids:
+        return
+    redis, queue = ctx["redis"], ctx["settings"].queue_name
+    await redis.sadd(_touched_key(queue), *(str(c) for c in channel_ids))
+    slot = math.floor(time.time() / CHANNEL_PASS_SECONDS) + 1
+    await redis.enqueue_job(
+        RESCORE_TOUCHED_CHANNELS,
+        _job_id=f"{queue}:channels:{slot}",
+        _defer_until=datetime.fromtimestamp(slot * CHANNEL_PASS_SECONDS, UTC),
+        _queue_name=queue,
+    )
+
+
+async def rescore_touched_channels(ctx: dict[str, Any]) -> int:
+    """Rescore the channels marked since the last pass. The set is renamed first, so channels
+    marked meanwhile wait for the next pass instead of being dropped; a retry reuses it."""
+    redis, queue = ctx["redis"], ctx["settings"].queue_name
+    taken = f"{_touched_key(queue)}:{ctx.get('job_id', 'pass')}"
+    if not await redis.exists(taken):
+        try:
+            await redis.rename(_touched_key(queue), taken)
+        except ResponseError:  # nothing was marked
+            return 0
+    channel_ids = [uuid.UUID(m.decode()) for m in await redis.smembers(taken)]
+    async with session_scope(ctx["sessionmaker"]) as session:
+        profile = await active_profile(session)
+        scored = await rescore_channels(session, channel_ids, datetime.now(UTC), profile)
+    await redis.delete(taken)
     return scored
 
 
@@ -80,17 +135,11 @@ async def _rescore_channels_of(
     as_of: datetime,
 ) -> None:
     """The channels these customers belong to now, or every channel when None."""
-    query = (
-        select(Channel.id)
-        if customer_ids is None
-        else (
-            select(Customer.channel_id)
-            .where(Customer.id.in_(customer_ids), Customer.channel_id.is_not(None))
-            .distinct()
-        )
-    )
     async with session_scope(sessionmaker) as session:
-        channel_ids = [i for i in (await session.scalars(query)).all() if i is not None]
+        if customer_ids is None:
+            channel_ids = list((await session.scalars(select(Channel.id))).all())
+        else:
+            channel_ids = await _channels_of(session, customer_ids)
         if channel_ids:
             await rescore_channels(session, channel_ids, as_of, await active_profile(session))
 
