@@ -46,7 +46,11 @@ revision: install
 
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.backtest
+	$(BIN)/python -m bench.rescore
 
 # Re-pin every transitive dependency after changing pyproject.toml.
 lock:
