@@ -9,7 +9,22 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FactorWeights(_Part):
+class _Weights(_Part):
+    """Non-negative weights, at least one positive; only their ratios matter."""
+
+    @model_validator(mode="after")
+    def _one_positive(self) -> Self:
+        if not any(getattr(self, name) > 0 for name in type(self).model_fields):
+            raise ValueError("at least one weight must be positive")
+        return self
+
+    def normalised(self) -> dict[str, float]:
+        names = type(self).model_fields
+        total = sum(getattr(self, name) for name in names)
+        return {name: getattr(self, name) / total for name in names}
+
+
+class FactorWeights(_Weights):
     """Relative weight of each factor; normalised to sum 1, so only the ratios matter."""
 
     recency: float = Field(default=0.30, ge=0, description="Days since the last order.")
@@ -31,16 +46,6 @@ class FactorWeights(_Part):
         ge=0,
         description="How long the customer was active: first seen to last interaction.",
     )
-
-    @model_validator(mode="after")
-    def _one_positive(self) -> Self:
-        if not any(getattr(self, name) > 0 for name in type(self).model_fields):
-            raise ValueError("at least one weight must be positive")
-        return self
-
-    def normalised(self) -> dict[str, float]:
-        total = sum(getattr(self, name) for name in FACTORS)
-        return {name: getattr(self, name) / total for name in FACTORS}
 
 
 FACTORS: tuple[str, ...] = tuple(FactorWeights.model_fields)
@@ -154,7 +159,7 @@ class Bands(_Part):
         return self
 
 
-class ChannelWeights(_Part):
+class ChannelWeights(_Weights):
     customers: float = Field(
         default=0.70, ge=0, description="Revenue-weighted mean score of the channel's customers."
     )
@@ -164,16 +169,6 @@ class ChannelWeights(_Part):
     tickets: float = Field(
         default=0.15, ge=0, description="Open tickets per customer of the channel."
     )
-
-    @model_validator(mode="after")
-    def _one_positive(self) -> Self:
-        if not any(getattr(self, name) > 0 for name in type(self).model_fields):
-            raise ValueError("at least one weight must be positive")
-        return self
-
-    def normalised(self) -> dict[str, float]:
-        total = sum(getattr(self, name) for name in CHANNEL_FACTORS)
-        return {name: getattr(self, name) / total for name in CHANNEL_FACTORS}
 
 
 CHANNEL_FACTORS: tuple[str, ...] = tuple(ChannelWeights.model_fields)
