@@ -19,7 +19,23 @@ class ScoringProfile(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
-class CustomerHealth(Base):
+class ScoreColumns:
+    """What every stored score holds: the figure, its band and what it is made of."""
+
+    score: Mapped[float] = mapped_column(Float)
+    band: Mapped[str] = mapped_column(String(10))
+    contributions: Mapped[dict[str, Any]]
+    profile_version: Mapped[int]
+    as_of: Mapped[datetime]
+
+
+class CurrentScoreColumns(ScoreColumns):
+    features: Mapped[dict[str, Any]]
+    trend: Mapped[float | None] = mapped_column(Float)
+    computed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class CustomerHealth(CurrentScoreColumns, Base):
     """The current score of a customer, with what it is made of."""
 
     __tablename__ = "customer_health"
@@ -27,62 +43,36 @@ class CustomerHealth(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
     )
-    score: Mapped[float] = mapped_column(Float)
-    band: Mapped[str] = mapped_column(String(10))
-    contributions: Mapped[dict[str, Any]]
-    features: Mapped[dict[str, Any]]
-    trend: Mapped[float | None] = mapped_column(Float)
-    profile_version: Mapped[int]
-    as_of: Mapped[datetime]
-    computed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (Index(None, "band", "score"), Index(None, "score"))
 
 
-class CustomerHealthHistory(Base):
+class CustomerHealthHistory(ScoreColumns, Base):
     """A row whenever a customer's score or band changes, and at least one a day."""
 
     __tablename__ = "customer_health_history"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    score: Mapped[float] = mapped_column(Float)
-    band: Mapped[str] = mapped_column(String(10))
-    contributions: Mapped[dict[str, Any]]
-    profile_version: Mapped[int]
-    as_of: Mapped[datetime]
 
     __table_args__ = (Index(None, "customer_id", "as_of"),)
 
 
-class ChannelHealth(Base):
+class ChannelHealth(CurrentScoreColumns, Base):
     __tablename__ = "channel_health"
 
     channel_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
     )
-    score: Mapped[float] = mapped_column(Float)
-    band: Mapped[str] = mapped_column(String(10))
-    contributions: Mapped[dict[str, Any]]
-    features: Mapped[dict[str, Any]]
-    trend: Mapped[float | None] = mapped_column(Float)
-    profile_version: Mapped[int]
-    as_of: Mapped[datetime]
-    computed_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (Index(None, "band", "score"), Index(None, "score"))
 
 
-class ChannelHealthHistory(Base):
+class ChannelHealthHistory(ScoreColumns, Base):
     __tablename__ = "channel_health_history"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
-    score: Mapped[float] = mapped_column(Float)
-    band: Mapped[str] = mapped_column(String(10))
-    contributions: Mapped[dict[str, Any]]
-    profile_version: Mapped[int]
-    as_of: Mapped[datetime]
 
     __table_args__ = (Index(None, "channel_id", "as_of"),)
 
