@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.channels.schemas import (
@@ -13,8 +13,7 @@ from services.api.channels.schemas import (
     ChannelUpdate,
 )
 from services.api.deps import check_if_match
-from services.api.pagination import SortColumn, fetch_rows
-from services.api.scoring.health import filter_health, score_sort_key, with_health
+from services.api.scoring.health import page_with_health
 from services.api.scoring.schemas import Band, HealthSummary
 from services.api.search import contains
 from services.core import audit
@@ -54,22 +53,23 @@ async def list_(
     session: AsyncSession, filters: ChannelFilters, sort: str, cursor: str | None, limit: int
 ) -> tuple[list[ChannelListItem], str | None]:
     """One query for the page: channels LEFT JOIN their current score."""
-    health = ChannelHealth
-    columns: dict[str, SortColumn] = {
-        name: getattr(Channel, name) for name in ("created_at", "updated_at", "name", "id")
-    }
-    columns["score"] = score_sort_key(health)
-    query = with_health(select(Channel), health, health.channel_id == Channel.id)
-    query = filter_health(query, health, filters.band, filters.score_min, filters.score_max)
-    rows, next_cursor = await fetch_rows(
-        session, _filtered(query, filters), sort, columns, cursor, limit
+    rows, next_cursor = await page_with_health(
+        session,
+        _filtered(select(Channel), filters),
+        ChannelHealth,
+        ChannelHealth.channel_id == Channel.id,
+        (filters.band, filters.score_min, filters.score_max),
+        SORTS,
+        sort,
+        cursor,
+        limit,
     )
-    return [_list_item(row) for row in rows], next_cursor
+    return [_list_item(entity, health) for entity, health in rows], next_cursor
 
 
-def _list_item(row: Row[Any]) -> ChannelListItem:
-    item = ChannelListItem.model_validate(row.Channel)
-    item.health = HealthSummary.of(row.health_score, row.health_band, row.health_as_of)
+def _list_item(entity: Channel, health: HealthSummary | None) -> ChannelListItem:
+    item = ChannelListItem.model_validate(entity)
+    item.health = health
     return item
 
 

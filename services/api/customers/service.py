@@ -15,8 +15,7 @@ from services.api.customers.schemas import (
     CustomerUpdate,
 )
 from services.api.deps import check_if_match
-from services.api.pagination import SortColumn, fetch_rows
-from services.api.scoring.health import filter_health, score_sort_key, with_health
+from services.api.scoring.health import page_with_health
 from services.api.scoring.schemas import Band, HealthSummary
 from services.api.search import contains
 from services.core import audit
@@ -60,22 +59,23 @@ async def list_(
     session: AsyncSession, filters: CustomerFilters, sort: str, cursor: str | None, limit: int
 ) -> tuple[list[CustomerListItem], str | None]:
     """One query for the page: customers LEFT JOIN their current score."""
-    health = CustomerHealth
-    columns: dict[str, SortColumn] = {
-        name: getattr(Customer, name) for name in ("created_at", "updated_at", "name", "id")
-    }
-    columns["score"] = score_sort_key(health)
-    query = with_health(select(Customer), health, health.customer_id == Customer.id)
-    query = filter_health(query, health, filters.band, filters.score_min, filters.score_max)
-    rows, next_cursor = await fetch_rows(
-        session, _filtered(query, filters), sort, columns, cursor, limit
+    rows, next_cursor = await page_with_health(
+        session,
+        _filtered(select(Customer), filters),
+        CustomerHealth,
+        CustomerHealth.customer_id == Customer.id,
+        (filters.band, filters.score_min, filters.score_max),
+        SORTS,
+        sort,
+        cursor,
+        limit,
     )
-    return [_list_item(row) for row in rows], next_cursor
+    return [_list_item(entity, health) for entity, health in rows], next_cursor
 
 
-def _list_item(row: Row[Any]) -> CustomerListItem:
-    item = CustomerListItem.model_validate(row.Customer)
-    item.health = HealthSummary.of(row.health_score, row.health_band, row.health_as_of)
+def _list_item(entity: Customer, health: HealthSummary | None) -> CustomerListItem:
+    item = CustomerListItem.model_validate(entity)
+    item.health = health
     return item
 
 

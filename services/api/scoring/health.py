@@ -2,7 +2,7 @@
 history, and the LEFT JOIN that puts a summary on every list item."""
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +11,14 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import json_response
-from services.api.pagination import fetch_page
+from services.api.pagination import SortColumn, fetch_page, fetch_rows
 from services.api.rows import RowReader, compile_sql
-from services.api.scoring.schemas import Band, ChannelHealthRead, CustomerHealthRead
+from services.api.scoring.schemas import (
+    Band,
+    ChannelHealthRead,
+    CustomerHealthRead,
+    HealthSummary,
+)
 from services.core.errors import FieldError, InvalidInput, NotFound
 from services.core.models import (
     Channel,
@@ -129,7 +134,33 @@ async def _require(
         raise NotFound(f"{model.__name__} {subject_id} does not exist.")
 
 
-def with_health(query: Select[Any], health: HealthModel, on: ColumnElement[bool]) -> Select[Any]:
+async def page_with_health(
+    session: AsyncSession,
+    query: Select[Any],
+    health: HealthModel,
+    on: ColumnElement[bool],
+    scores: tuple[Band | None, float | None, float | None],
+    sorts: Sequence[str],
+    sort: str,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[tuple[Any, HealthSummary | None]], str | None]:
+    """One list page in one query: each entity of `query` with its current score summary, the
+    page filterable by band and score range and sortable by score as well as by `sorts`."""
+    entity = query.column_descriptions[0]["entity"]
+    columns: dict[str, SortColumn] = {
+        name: getattr(entity, name) for name in (*sorts, "id") if name != "score"
+    }
+    columns["score"] = _score_sort_key(health)
+    query = _filter_health(_with_health(query, health, on), health, *scores)
+    rows, next_cursor = await fetch_rows(session, query, sort, columns, cursor, limit)
+    return [
+        (row[0], HealthSummary.of(row.health_score, row.health_band, row.health_as_of))
+        for row in rows
+    ], next_cursor
+
+
+def _with_health(query: Select[Any], health: HealthModel, on: ColumnElement[bool]) -> Select[Any]:
     """The list query with each row's score summary columns (null when unscored)."""
     return query.add_columns(
         health.score.label("health_score"),
@@ -138,12 +169,12 @@ def with_health(query: Select[Any], health: HealthModel, on: ColumnElement[bool]
     ).outerjoin(health, on)
 
 
-def score_sort_key(health: HealthModel) -> ColumnElement[Any]:
+def _score_sort_key(health: HealthModel) -> ColumnElement[Any]:
     """Unscored rows sort as score -1: below every score, and never NULL for the cursor."""
     return func.coalesce(health.score, -1.0)
 
 
-def filter_health(
+def _filter_health(
     query: Select[Any],
     health: HealthModel,
     band: Band | None,
