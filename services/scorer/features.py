@@ -1,72 +1,78 @@
 """Per-customer features as of a time, computed in PostgreSQL for a whole set of customers.
 
-One query over interactions and one over tickets, grouped by customer, read only rows with
-`occurred_at <= as_of` (tickets: created by then): the live path and an as-of recompute run the
-very same SQL, so a score is reproducible from stored data."""
+One statement reads only interactions with `occurred_at <= as_of` (tickets: created by then) and
+groups them by customer: the live path and an as-of recompute run the very same SQL, so a score
+is reproducible from stored data. It answers with one row of arrays, a column per feature, which
+become numpy arrays without a Python loop over customers."""
 
+import functools
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Columns = dict[str, np.ndarray]
 
 _RATING = "coalesce(i.satisfaction::float8, 1 + i.nps * 0.4)"
+_WINDOWS = (30, 90, 180, 365, 455)
+"""Window starts are passed as parameters (`:d30` is as_of - 30 days): an expression on a
+parameter would be evaluated again for every interaction row."""
 
 # The latest rating is the max of [time, rating] pairs: no per-customer sort.
-INTERACTION_FEATURES = text(f"""
-SELECT c.id AS customer_id,
+_PER_CUSTOMER = f"""
+SELECT c.id, c.lifecycle_stage,
   extract(epoch FROM :as_of - max(i.occurred_at) FILTER (WHERE i.kind = 'order')) / 86400
     AS days_since_order,
   extract(epoch FROM :as_of - max(i.occurred_at)) / 86400 AS days_since_interaction,
-  count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :as_of - interval '30 days')
-    AS orders_30d,
-  count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :as_of - interval '90 days')
-    AS orders_90d,
-  count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :as_of - interval '365 days')
-    AS orders_365d,
+  extract(epoch FROM :as_of - min(i.occurred_at) FILTER (WHERE i.kind = 'order')) / 86400
+    AS days_since_first_order,
+  count(*) FILTER (WHERE i.kind = 'order') AS orders_total,
+  count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d30) AS orders_30d,
+  count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d90) AS orders_90d,
+  count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d365) AS orders_365d,
+  coalesce(sum(i.amount) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d90), 0)
+    AS revenue_90d,
   coalesce(sum(i.amount) FILTER (
-    WHERE i.kind = 'order' AND i.occurred_at > :as_of - interval '90 days'), 0) AS revenue_90d,
-  coalesce(sum(i.amount) FILTER (
-    WHERE i.kind = 'order' AND i.occurred_at > :as_of - interval '180 days'
-      AND i.occurred_at <= :as_of - interval '90 days'), 0) AS revenue_prev_90d,
-  coalesce(sum(i.amount) FILTER (
-    WHERE i.kind = 'order' AND i.occurred_at > :as_of - interval '365 days'), 0) AS revenue_365d,
+    WHERE i.kind = 'order' AND i.occurred_at > :d180 AND i.occurred_at <= :d90), 0)
+    AS revenue_prev_90d,
+  coalesce(sum(i.amount) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d365), 0)
+    AS revenue_365d,
   count(*) FILTER (WHERE i.kind NOT IN ('order', 'payment', 'complaint')
-    AND i.occurred_at > :as_of - interval '90 days') AS engagement_90d,
-  count(*) FILTER (WHERE i.kind = 'complaint' AND i.occurred_at > :as_of - interval '90 days')
-    AS complaints_90d,
+    AND i.occurred_at > :d90) AS engagement_90d,
+  count(*) FILTER (WHERE i.kind = 'complaint' AND i.occurred_at > :d90) AS complaints_90d,
   (max(ARRAY[extract(epoch FROM i.occurred_at), {_RATING}])
     FILTER (WHERE i.kind = 'feedback' AND {_RATING} IS NOT NULL))[2] AS satisfaction_latest,
-  avg({_RATING}) FILTER (WHERE i.kind = 'feedback' AND i.occurred_at > :as_of - interval '90 days')
+  avg({_RATING}) FILTER (WHERE i.kind = 'feedback' AND i.occurred_at > :d90)
     AS satisfaction_avg,
-  avg({_RATING}) FILTER (WHERE i.kind = 'feedback' AND i.occurred_at <= :as_of - interval '90 days'
-    AND i.occurred_at > :as_of - interval '455 days') AS satisfaction_prev_avg,
+  avg({_RATING}) FILTER (WHERE i.kind = 'feedback' AND i.occurred_at <= :d90
+    AND i.occurred_at > :d455) AS satisfaction_prev_avg,
   extract(epoch FROM :as_of - least(min(i.occurred_at), c.created_at)) / 86400 AS tenure_days
 FROM customers c
 LEFT JOIN interactions i ON i.customer_id = c.id AND i.occurred_at <= :as_of
-WHERE c.id = ANY(:ids)
+WHERE {{customers}}
 GROUP BY c.id
-""")
+"""
 
-TICKET_FEATURES = text("""
+_TICKETS = """
 SELECT t.customer_id,
   count(*) FILTER (WHERE t.resolved_at IS NULL OR t.resolved_at > :as_of) AS open_tickets,
-  count(*) FILTER (WHERE t.kind = 'complaint' AND t.created_at > :as_of - interval '90 days')
-    AS complaint_tickets_90d,
+  count(*) FILTER (WHERE t.kind = 'complaint' AND t.created_at > :d90) AS complaint_tickets_90d,
   count(*) FILTER (WHERE (t.first_response_breached OR t.resolution_breached)
-    AND t.created_at > :as_of - interval '90 days') AS sla_breaches_90d
+    AND t.created_at > :d90) AS sla_breaches_90d
 FROM tickets t
-WHERE t.customer_id = ANY(:ids) AND t.created_at <= :as_of
+WHERE {tickets} AND t.created_at <= :as_of
 GROUP BY t.customer_id
-""")
+"""
 
-NUMERIC = (
+_FROM_INTERACTIONS = (
     "days_since_order",
     "days_since_interaction",
+    "days_since_first_order",
+    "orders_total",
     "orders_30d",
     "orders_90d",
     "orders_365d",
@@ -74,34 +80,78 @@ NUMERIC = (
     "revenue_prev_90d",
     "revenue_365d",
     "engagement_90d",
-    "complaints_90d",
     "satisfaction_latest",
     "satisfaction_avg",
     "satisfaction_prev_avg",
     "tenure_days",
 )
 
+# All aggregates of one query read the rows in the same order, so the arrays line up.
+_ARRAYS = ",\n  ".join(
+    [
+        *(f"array_agg(coalesce(f.{name}::float8, 'NaN')) AS {name}" for name in _FROM_INTERACTIONS),
+        "array_agg((f.complaints_90d + coalesce(t.complaint_tickets_90d, 0))::float8)"
+        " AS complaints_90d",
+        "array_agg(coalesce(t.open_tickets, 0)::float8) AS open_tickets",
+        "array_agg(coalesce(t.sla_breaches_90d, 0)::float8) AS sla_breaches_90d",
+    ]
+)
 
-def _floats(values: Sequence[object]) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)  # type: ignore[arg-type]
+NAMES = (*_FROM_INTERACTIONS, "complaints_90d", "open_tickets", "sla_breaches_90d")
 
 
-async def load_features(
-    session: AsyncSession, customer_ids: Sequence[uuid.UUID], as_of: datetime
-) -> tuple[list[uuid.UUID], Columns]:
-    """The customers that exist among `customer_ids`, and one float64 array per feature
-    (NaN where unknown, e.g. never ordered), aligned with them."""
-    params = {"ids": list(customer_ids), "as_of": as_of}
-    rows = (await session.execute(INTERACTION_FEATURES, params)).all()
-    ids = [row.customer_id for row in rows]
-    columns: Columns = {name: _floats([getattr(r, name) for r in rows]) for name in NUMERIC}
-    tickets = {r.customer_id: r for r in (await session.execute(TICKET_FEATURES, params)).all()}
-    for name in ("open_tickets", "sla_breaches_90d"):
-        columns[name] = np.array(
-            [getattr(tickets[i], name) if i in tickets else 0 for i in ids], dtype=np.float64
-        )
-    complaint_tickets = np.array(
-        [tickets[i].complaint_tickets_90d if i in tickets else 0 for i in ids], dtype=np.float64
-    )
-    columns["complaints_90d"] = columns["complaints_90d"] + complaint_tickets
-    return ids, columns
+@dataclass(frozen=True)
+class IdRange:
+    """The customers with `start <= id < end` (no end: to the last one); a full recompute walks
+    the id space in such ranges, which one index range scan reads without listing the ids."""
+
+    start: uuid.UUID
+    end: uuid.UUID | None
+
+
+Customers = Sequence[uuid.UUID] | IdRange
+
+
+@functools.cache
+def _statement(by_range: bool, open_ended: bool) -> TextClause:
+    if not by_range:
+        where = {"customers": "c.id = ANY(:ids)", "tickets": "t.customer_id = ANY(:ids)"}
+    else:
+        end = "" if open_ended else " AND {0} < :end"
+        where = {
+            "customers": ("c.id >= :start" + end).format("c.id"),
+            "tickets": ("t.customer_id >= :start" + end).format("t.customer_id"),
+        }
+    return text(f"""
+WITH f AS ({_PER_CUSTOMER.format(**where)}), t AS ({_TICKETS.format(**where)})
+SELECT array_agg(f.id) AS ids, array_agg(f.lifecycle_stage) AS stages,
+  {_ARRAYS}
+FROM f LEFT JOIN t ON t.customer_id = f.id
+""")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The customers found, their lifecycle stages and one float64 array per feature (NaN where
+    unknown, e.g. never ordered), all aligned."""
+
+    ids: list[uuid.UUID]
+    stages: list[str]
+    columns: Columns
+
+
+async def load_features(session: AsyncSession, customers: Customers, as_of: datetime) -> Loaded:
+    """Features as of `as_of` of the customers that exist among those named or in the range."""
+    params: dict[str, object] = {"as_of": as_of}
+    params |= {f"d{days}": as_of - timedelta(days=days) for days in _WINDOWS}
+    if isinstance(customers, IdRange):
+        statement = _statement(True, customers.end is None)
+        params |= {"start": customers.start, "end": customers.end}
+    else:
+        statement = _statement(False, False)
+        params["ids"] = list(customers)
+    row = (await session.execute(statement, params)).one()
+    if row.ids is None:
+        return Loaded([], [], {name: np.empty(0) for name in NAMES})
+    columns = {name: np.array(getattr(row, name), dtype=np.float64) for name in NAMES}
+    return Loaded(list(row.ids), list(row.stages), columns)

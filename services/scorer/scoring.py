@@ -1,6 +1,7 @@
 """Score a set of customers as of a time and store the result: the one path shared by live
 events, scheduled rescoring and as-of recomputes."""
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -15,50 +16,61 @@ from services.core.scoring import health, lifecycle, tiers
 from services.core.scoring.features import NAMES as FEATURE_NAMES
 from services.core.scoring.features import Features
 from services.core.scoring.profile import ScoringProfile
-from services.scorer.features import load_features
+from services.scorer.features import Customers, Loaded, load_features
 
 TREND_DAYS = 30
 
 
-def _new(key: str) -> str:
-    return f"""
-unnest(CAST(:ids AS uuid[]), CAST(:scores AS float8[]), CAST(:bands AS text[]),
-       CAST(:contributions AS text[]), CAST(:features AS text[]), CAST(:trends AS float8[]))
-  AS n({key}, score, band, contributions, features, trend)
-"""
-
-
-def _history_sql(subject: str) -> TextClause:
-    """A history row when the score, band or profile changed, or on a new day: charts get at
-    least one point a day while anything changes, and a retried job adds nothing."""
-    key = f"{subject}_id"
+def _store_sql(subject: str, factors: tuple[str, ...], features: tuple[str, ...]) -> TextClause:
+    """Current score and history in one statement, from one array per column: the JSON of
+    contributions and features is built here, once per row, not in Python. A history row is
+    added when the score, band or profile changed, or on a new day (charts get at least one
+    point a day while anything changes, and a retried job adds nothing). The current score is
+    the newest as_of: recomputing an older time fills history only. Both parts compare against
+    the current row as it was before this statement."""
+    key, table = f"{subject}_id", f"{subject}_health"
+    inputs = [
+        f"CAST(:{name} AS {kind}[])"
+        for name, kind in (
+            ("ids", "uuid"),
+            ("scores", "float8"),
+            ("bands", "text"),
+            ("trends", "float8"),
+        )
+    ]
+    inputs += [f"CAST(:c_{k} AS float8[])" for k in range(len(factors))]
+    inputs += [f"CAST(:f_{k} AS float8[])" for k in range(len(features))]
+    names = ["key", "score", "band", "trend"]
+    names += [f"c_{k}" for k in range(len(factors))] + [f"f_{k}" for k in range(len(features))]
+    contributions = ", ".join(f"'{name}', n.c_{k}" for k, name in enumerate(factors))
+    values = ", ".join(f"'{name}', nullif(n.f_{k}, 'NaN')" for k, name in enumerate(features))
     return text(f"""
-INSERT INTO {subject}_health_history ({key}, score, band, contributions, profile_version, as_of)
-SELECT n.{key}, n.score, n.band, CAST(n.contributions AS jsonb), :version, :as_of
-FROM {_new(key)}
-LEFT JOIN {subject}_health h ON h.{key} = n.{key}
-WHERE h.{key} IS NULL OR h.score <> n.score OR h.band <> n.band
-   OR h.profile_version <> :version
-   OR (h.as_of AT TIME ZONE 'UTC')::date <> (CAST(:as_of AS timestamptz) AT TIME ZONE 'UTC')::date
-""")
-
-
-def _current_sql(subject: str) -> TextClause:
-    """The current score is the newest as_of: recomputing an older time fills history only."""
-    key = f"{subject}_id"
-    table = f"{subject}_health"
-    return text(f"""
+WITH n AS MATERIALIZED (
+  SELECT n.key, n.score, n.band, nullif(n.trend, 'NaN') AS trend,
+    jsonb_build_object({contributions}) AS contributions,
+    jsonb_build_object({values}) AS features
+  FROM unnest({", ".join(inputs)}) AS n({", ".join(names)})
+), history AS (
+  INSERT INTO {subject}_health_history ({key}, score, band, contributions, profile_version, as_of)
+  SELECT n.key, n.score, n.band, n.contributions, :version, :as_of
+  FROM n LEFT JOIN {table} h ON h.{key} = n.key
+  WHERE h.{key} IS NULL OR h.score <> n.score OR h.band <> n.band
+     OR h.profile_version <> :version
+     OR (h.as_of AT TIME ZONE 'UTC')::date <> (CAST(:as_of AS timestamptz) AT TIME ZONE 'UTC')::date
+)
 INSERT INTO {table}
   ({key}, score, band, contributions, features, trend, profile_version, as_of, computed_at)
-SELECT n.{key}, n.score, n.band, CAST(n.contributions AS jsonb), CAST(n.features AS jsonb),
-       n.trend, :version, :as_of, now()
-FROM {_new(key)}
+SELECT n.key, n.score, n.band, n.contributions, n.features, n.trend, :version, :as_of, now()
+FROM n
 ON CONFLICT ({key}) DO UPDATE SET
   score = excluded.score, band = excluded.band, contributions = excluded.contributions,
   features = excluded.features, trend = excluded.trend,
   profile_version = excluded.profile_version, as_of = excluded.as_of, computed_at = now()
 WHERE excluded.as_of >= {table}.as_of
 """)
+
+
+_store_statement = functools.cache(_store_sql)
 
 
 def _previous_sql(subject: str) -> TextClause:
@@ -70,15 +82,15 @@ ORDER BY {key}, as_of DESC
 """)
 
 
-_STATEMENTS = {
-    subject: (_history_sql(subject), _current_sql(subject), _previous_sql(subject))
-    for subject in ("customer", "channel")
-}
+_PREVIOUS = {subject: _previous_sql(subject) for subject in ("customer", "channel")}
 
 
-_STAGES = text("""
-SELECT id, lifecycle_stage FROM customers WHERE id = ANY(CAST(:ids AS uuid[]))
-""")
+_SCORING_SETTINGS = text(
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+    " set_config('work_mem', '32MB', true)"
+)
+"""Chunks already run side by side on every core: parallel workers inside one chunk's query
+would only compete with them. The per-chunk sorts fit in 32 MB instead of spilling to disk."""
 
 _MOVE = text("""
 WITH moved AS (
@@ -93,20 +105,6 @@ SELECT id, from_stage, to_stage, :as_of, CAST(reason AS jsonb) FROM moved
 """)
 
 
-def _json_rows(columns: dict[str, np.ndarray], n: int) -> list[str]:
-    """One JSON object per customer from per-factor arrays (NaN becomes null)."""
-    names = list(columns)
-    matrix = (
-        np.column_stack([np.round(columns[k], 2) for k in names]) if names else np.empty((n, 0))
-    )
-    return [
-        orjson.dumps(
-            {k: (None if v != v else float(v)) for k, v in zip(names, row, strict=True)}
-        ).decode()
-        for row in matrix.tolist()
-    ]
-
-
 async def _store(
     session: AsyncSession,
     subject: str,
@@ -117,56 +115,57 @@ async def _store(
     profile: ScoringProfile,
 ) -> None:
     """Write current scores and history for customers or channels, trend included."""
-    history, current, previous_sql = _STATEMENTS[subject]
     before = as_of - timedelta(days=TREND_DAYS)
     previous = {
-        r.id: r.score for r in await session.execute(previous_sql, {"ids": ids, "before": before})
+        r.id: r.score
+        for r in await session.execute(_PREVIOUS[subject], {"ids": ids, "before": before})
     }
     trend = health.trend(
         scores.score, np.array([previous.get(i, np.nan) for i in ids], dtype=np.float64)
     )
-    params = {
+    factors, names = tuple(scores.contributions), tuple(features)
+    params: dict[str, object] = {
         "ids": ids,
         "scores": scores.score.tolist(),
         "bands": scores.band.tolist(),
-        "contributions": _json_rows(scores.contributions, len(ids)),
-        "features": _json_rows(features, len(ids)),
-        "trends": [None if t != t else float(t) for t in trend.tolist()],
+        "trends": trend.tolist(),
         "version": profile.version,
         "as_of": as_of,
     }
-    await session.execute(history, params)
-    await session.execute(current, params)
+    params |= {f"c_{k}": scores.contributions[name].tolist() for k, name in enumerate(factors)}
+    params |= {f"f_{k}": np.round(features[name], 2).tolist() for k, name in enumerate(names)}
+    await session.execute(_store_statement(subject, factors, names), params)
 
 
 async def rescore(
     session: AsyncSession,
-    customer_ids: Sequence[uuid.UUID],
+    customers: Customers,
     as_of: datetime,
     profile: ScoringProfile,
 ) -> int:
     """Score these customers as of `as_of` with `profile`; returns how many were scored.
     Idempotent: the same inputs write the same rows, so a retried job changes nothing."""
-    ids, columns = await load_features(session, customer_ids, as_of)
-    if not ids:
+    await session.execute(_SCORING_SETTINGS)
+    loaded = await load_features(session, customers, as_of)
+    if not loaded.ids:
         return 0
+    columns = loaded.columns
     features = Features.from_columns({k: v for k, v in columns.items() if k in FEATURE_NAMES})
     scores = health.score(features, profile)
-    await _store(session, "customer", ids, scores, columns, as_of, profile)
-    await _move_stages(session, ids, columns, scores, as_of, profile)
-    return len(ids)
+    await _store(session, "customer", loaded.ids, scores, columns, as_of, profile)
+    await _move_stages(session, loaded, scores, as_of, profile)
+    return len(loaded.ids)
 
 
 async def _move_stages(
     session: AsyncSession,
-    ids: list[uuid.UUID],
-    columns: dict[str, np.ndarray],
+    loaded: Loaded,
     scores: health.HealthScores,
     as_of: datetime,
     profile: ScoringProfile,
 ) -> None:
-    stages = {r.id: r.lifecycle_stage for r in await session.execute(_STAGES, {"ids": ids})}
-    current = np.array([stages[i] for i in ids], dtype=object)
+    ids, columns = loaded.ids, loaded.columns
+    current = np.array(loaded.stages, dtype=object)
     after = lifecycle.next_stage(
         current, scores.band, columns["days_since_interaction"], columns["tenure_days"], profile
     )

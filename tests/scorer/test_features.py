@@ -3,13 +3,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.models import Interaction, Ticket
 from services.core.models.base import new_id
-from services.scorer.features import load_features
+from services.scorer.features import IdRange, load_features
 from tests.api.customer_rows import insert_customer
 
 AS_OF = datetime(2026, 6, 30, 12, tzinfo=UTC)
@@ -56,13 +57,27 @@ async def test_features_as_of_a_time(app: FastAPI, engine: AsyncEngine) -> None:
             await conn.execute(insert(Ticket).values(id=new_id(), customer_id=active, **ticket))
 
     async with app.state.sessionmaker() as session:
-        ids, f = await load_features(session, [active, silent, new_id()], AS_OF)
+        loaded = await load_features(session, [active, silent, new_id()], AS_OF)
+        low, high = sorted([active, silent])
+        by_range = await load_features(session, IdRange(low, high), AS_OF)
+        to_the_end = await load_features(session, IdRange(low, None), AS_OF)
 
+    ids, f = loaded.ids, loaded.columns
     assert ids == [active, silent] or ids == [silent, active]
+    assert loaded.stages == ["onboarding", "onboarding"]
+    assert by_range.ids == [low]
+    assert sorted(to_the_end.ids) == [low, high]
+    for name, column in f.items():
+        assert np.array_equal(
+            to_the_end.columns[name][to_the_end.ids.index(active)],
+            column[ids.index(active)],
+            equal_nan=True,
+        ), name
     a, s = ids.index(active), ids.index(silent)
     assert f["days_since_order"][a] == 10
     assert f["days_since_interaction"][a] == 2
     assert (f["orders_30d"][a], f["orders_90d"][a], f["orders_365d"][a]) == (1, 2, 3)
+    assert (f["orders_total"][a], f["days_since_first_order"][a]) == (3, 120)
     assert (f["revenue_90d"][a], f["revenue_prev_90d"][a]) == (150, 30)
     assert f["engagement_90d"][a] == 2  # the visit and the feedback 2 days ago
     assert f["complaints_90d"][a] == 2  # one complaint interaction, one complaint ticket

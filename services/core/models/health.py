@@ -53,7 +53,9 @@ class CustomerHealthHistory(ScoreColumns, Base):
     __tablename__ = "customer_health_history"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # No foreign key: written only by the scorer for customers it just read, a million rows a
+    # full recompute, and customers are never deleted (see docs/architecture.md).
+    customer_id: Mapped[uuid.UUID]
 
     __table_args__ = (Index(None, "customer_id", "as_of"),)
 
@@ -83,7 +85,7 @@ class LifecycleMove(Base):
     __tablename__ = "lifecycle_moves"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[uuid.UUID]  # no foreign key, as in customer_health_history
     from_stage: Mapped[str] = mapped_column(String(32))
     to_stage: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import ResponseError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db import session_scope
 from services.core.models import Channel, Customer, Job
 from services.core.profiles import active_profile
 from services.core.scoring.profile import ScoringProfile
+from services.scorer.features import Customers, IdRange
 from services.scorer.scoring import assign_value_tiers, rescore, rescore_channels
 
 CHUNK = 10_000
@@ -27,25 +28,25 @@ FINISHED = ("succeeded", "failed")
 _COUNT = select(func.count()).select_from(Customer)
 
 
+_BOUNDARIES = text("""
+SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM customers) s
+WHERE n % :chunk = 0 ORDER BY id
+""")
+
+
 async def _chunks(
     sessionmaker: async_sessionmaker[AsyncSession], ids: list[uuid.UUID] | None
-) -> AsyncIterator[list[uuid.UUID]]:
-    """The named ids in chunks, or every customer in id order (keyset, constant memory)."""
+) -> AsyncIterator[Customers]:
+    """The named ids in chunks, or every customer as id ranges of about CHUNK customers: one
+    index scan finds the boundaries, and customers added meanwhile fall into some range."""
     if ids is not None:
         for start in range(0, len(ids), CHUNK):
             yield ids[start : start + CHUNK]
         return
-    after: uuid.UUID | None = None
-    while True:
-        query = select(Customer.id).order_by(Customer.id).limit(CHUNK)
-        if after is not None:
-            query = query.where(Customer.id > after)
-        async with sessionmaker() as session:
-            chunk = list((await session.scalars(query)).all())
-        if not chunk:
-            return
-        yield chunk
-        after = chunk[-1]
+    async with sessionmaker() as session:
+        starts = list((await session.scalars(_BOUNDARIES, {"chunk": CHUNK})).all())
+    for start, end in zip(starts, [*starts[1:], None], strict=True):
+        yield IdRange(start, end)
 
 
 async def _progress(session: AsyncSession, job_id: str, done: int) -> None:
@@ -154,7 +155,7 @@ async def _score_chunks(
     """Score chunk after chunk, PARALLEL at a time: each chunk is mostly PostgreSQL work on one
     backend, so two in flight keep both cores busy. One profile serves the whole job."""
 
-    async def score(chunk: list[uuid.UUID]) -> int:
+    async def score(chunk: Customers) -> int:
         async with session_scope(sessionmaker) as session:
             return await rescore(session, chunk, as_of, profile)
 
