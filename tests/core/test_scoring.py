@@ -35,9 +35,12 @@ def random_columns(n: int, seed: int = 0) -> dict[str, Array]:
     orders_365d = rng.poisson(5, n).astype(float)
     orders_90d = rng.binomial(orders_365d.astype(int), 0.3).astype(float)
     rating = sometimes_nan(rng.uniform(1, 5, n), 0.5)
+    days_since_order = sometimes_nan(rng.exponential(100, n), 0.15)
     return {
-        names.DAYS_SINCE_ORDER: sometimes_nan(rng.exponential(100, n), 0.15),
+        names.DAYS_SINCE_ORDER: days_since_order,
         names.DAYS_SINCE_INTERACTION: sometimes_nan(rng.exponential(50, n), 0.1),
+        names.DAYS_SINCE_FIRST_ORDER: days_since_order + rng.exponential(300, n),
+        names.ORDERS_TOTAL: orders_365d + rng.poisson(2, n),
         names.ORDERS_30D: rng.binomial(orders_90d.astype(int), 0.3).astype(float),
         names.ORDERS_90D: orders_90d,
         names.ORDERS_365D: orders_365d,
@@ -60,6 +63,7 @@ def one(**values: float) -> Features:
     for name in (
         names.DAYS_SINCE_ORDER,
         names.DAYS_SINCE_INTERACTION,
+        names.DAYS_SINCE_FIRST_ORDER,
         names.SATISFACTION_LATEST,
         names.SATISFACTION_AVG,
         names.SATISFACTION_PREV_AVG,
@@ -68,6 +72,10 @@ def one(**values: float) -> Features:
         columns[name] = np.nan
     columns.update(values)
     return Features.from_columns({k: [v] for k, v in columns.items()})
+
+
+EVERY_FACTOR = ScoringProfile.model_validate({"weights": dict.fromkeys(FACTORS, 1)})
+"""Every factor weighs, including those the default profile leaves at 0."""
 
 
 def single_score(**values: float) -> float:
@@ -80,7 +88,7 @@ def single_score(**values: float) -> float:
 def test_feature_names_match_constants() -> None:
     constants = {v for k, v in vars(names).items() if k.isupper() and isinstance(v, str)}
     assert constants == set(NAMES)
-    assert len(NAMES) == 15
+    assert len(NAMES) == 17
 
 
 def test_from_columns_names_missing_and_unknown_columns() -> None:
@@ -133,6 +141,7 @@ def test_rounded_contributions_stay_close_to_exact_points() -> None:
     ("feature", "direction"),
     [
         (names.DAYS_SINCE_ORDER, -1),
+        (names.DAYS_SINCE_FIRST_ORDER, 1),
         (names.ORDERS_90D, 1),
         (names.ORDERS_365D, 1),
         (names.REVENUE_90D, 1),
@@ -154,11 +163,11 @@ def test_score_is_monotone_in_each_known_feature(feature: str, direction: int) -
     base = np.abs(rng.normal(0, 100, n))
     if feature.startswith("satisfaction"):
         base = rng.uniform(1, 5, n)
-    columns[feature] = base
-    before = score(Features.from_columns(columns), DEFAULT_PROFILE).score
-    columns[feature] = base + rng.exponential(30 if base.max() > 5 else 1, n)
-    after = score(Features.from_columns(columns), DEFAULT_PROFILE).score
-    assert ((after - before) * direction >= 0).all()
+    more = base + rng.exponential(30 if base.max() > 5 else 1, n)
+    for profile in (DEFAULT_PROFILE, EVERY_FACTOR):
+        before = score(Features.from_columns(columns | {feature: base}), profile).score
+        after = score(Features.from_columns(columns | {feature: more}), profile).score
+        assert ((after - before) * direction >= 0).all()
     assert ((after - before) * direction > 0).any()  # the feature does move the score
 
 
@@ -176,35 +185,41 @@ def test_more_complaints_never_raise_the_score() -> None:
 
 def test_customer_with_no_data_gets_the_documented_score() -> None:
     result = score(Features.unknown(3), DEFAULT_PROFILE)
-    np.testing.assert_array_equal(result.score, [25.0, 25.0, 25.0])
+    # cadence and monetary trend weigh 0: support 15 + satisfaction 0.5 x 10
+    np.testing.assert_array_equal(result.score, [20.0, 20.0, 20.0])
     assert result.band.tolist() == ["red"] * 3
     assert result.contributions["support"].tolist() == [15.0] * 3
+    assert result.contributions["satisfaction"].tolist() == [5.0] * 3
     assert result.contributions["recency"].tolist() == [0.0] * 3
 
     profile = ScoringProfile.model_validate(
         {
             "weights": dict.fromkeys(FACTORS, 0)
-            | {"monetary_trend": 1, "support": 1, "satisfaction": 2, "recency": 4},
+            | {"monetary_trend": 1, "support": 1, "satisfaction": 2, "recency": 4, "cadence": 2},
             "monetary_trend": {"unknown": 0.2},
             "satisfaction": {"unknown": 0.9},
+            "cadence": {"unknown": 0.3},
         }
     )
-    expected = 100 * (0.2 * 1 + 1 * 1 + 0.9 * 2) / 8
+    expected = 100 * (0.2 * 1 + 1 * 1 + 0.9 * 2 + 0.3 * 2) / 10
     assert score(Features.unknown(1), profile).score[0] == pytest.approx(expected, abs=0.05)
 
 
 def test_recency_falls_back_to_interaction_when_never_ordered() -> None:
     never_ordered = score(one(days_since_interaction=1), DEFAULT_PROFILE)
-    assert never_ordered.contributions["recency"][0] == 30.0
+    assert never_ordered.contributions["recency"][0] == 10.0  # the whole recency weight
     ordered_long_ago = score(one(days_since_order=400, days_since_interaction=1), DEFAULT_PROFILE)
     assert ordered_long_ago.contributions["recency"][0] == 0.0
 
 
-def test_ideal_customer_scores_100() -> None:
+@pytest.mark.parametrize("profile", [DEFAULT_PROFILE, EVERY_FACTOR], ids=["default", "every"])
+def test_ideal_customer_scores_100(profile: ScoringProfile) -> None:
     result = score(
         one(
             days_since_order=2,
             days_since_interaction=1,
+            days_since_first_order=700,
+            orders_total=40,
             orders_90d=5,
             orders_365d=20,
             revenue_90d=1000,
@@ -215,23 +230,112 @@ def test_ideal_customer_scores_100() -> None:
             satisfaction_prev_avg=5,
             tenure_days=800,
         ),
-        DEFAULT_PROFILE,
+        profile,
     )
     assert result.score[0] == 100.0
     assert result.band[0] == "green"
 
 
 def test_monetary_trend_cases() -> None:
-    def points(now: float, before: float) -> float:
-        result = score(one(revenue_90d=now, revenue_prev_90d=before), DEFAULT_PROFILE)
-        return float(result.contributions["monetary_trend"][0])
+    def value(now: float, before: float) -> float:
+        features = one(revenue_90d=now, revenue_prev_90d=before)
+        return float(factor_values(features, DEFAULT_PROFILE)["monetary_trend"][0])
 
-    assert points(100, 100) == 10.0
-    assert points(75, 100) == 5.0
-    assert points(40, 100) == 0.0
-    assert points(0, 100) == 0.0
-    assert points(50, 0) == 10.0  # new revenue after none is no decline
-    assert points(0, 0) == 5.0  # nothing to compare: neutral
+    assert value(100, 100) == 1.0
+    assert value(75, 100) == 0.5
+    assert value(40, 100) == 0.0
+    assert value(0, 100) == 0.0
+    assert value(50, 0) == 1.0  # new revenue after none is no decline
+    assert value(0, 0) == 0.5  # never ordered, nothing to compare: neutral
+
+
+CADENCE = ScoringProfile.model_validate(
+    {
+        "weights": {"cadence": 0.2},
+        "cadence": {
+            "on_rhythm_ratio": 1,
+            "overdue_ratio": 3,
+            "typical_interval_days": 30,
+            "typical_weight": 1,
+            "min_interval_days": 5,
+            "unknown": 0.4,
+        },
+    }
+)
+
+
+def cadence_of(last: list[float], first: list[float], orders: list[float]) -> Array:
+    columns = dict.fromkeys(NAMES, np.zeros(len(last)))
+    columns |= {
+        names.DAYS_SINCE_ORDER: np.array(last),
+        names.DAYS_SINCE_FIRST_ORDER: np.array(first),
+        names.ORDERS_TOTAL: np.array(orders),
+    }
+    return factor_values(Features.from_columns(columns), CADENCE)["cadence"]
+
+
+def test_overdue_ratio_against_the_shrunk_mean_interval() -> None:
+    # last, first, orders -> mean interval (span + 30) / (orders - 1 + 1) -> ratio -> value
+    cases = [
+        (10.0, 310.0, 11.0, 1.0),  # mean 30, ratio 1/3: on rhythm
+        (30.0, 330.0, 11.0, 1.0),  # mean 30, ratio 1: just due
+        (60.0, 360.0, 11.0, 0.5),  # mean 30, ratio 2: half way to overdue
+        (90.0, 390.0, 11.0, 0.0),  # mean 30, ratio 3: overdue
+        (100.0, 170.0, 2.0, 0.5),  # mean (70 + 30) / 2 = 50, ratio 2
+    ]
+    last, first, orders, expected = (list(c) for c in zip(*cases, strict=True))
+    np.testing.assert_allclose(cadence_of(last, first, orders), expected, atol=1e-12)
+
+
+def test_few_orders_lean_on_the_typical_interval() -> None:
+    # Two orders 300 days apart, the last 300 days ago: alone the ratio would be 1; with the
+    # typical 30 days worth one interval the mean is (300 + 30) / 2 = 165, ratio 300 / 165.
+    value = cadence_of([300.0], [600.0], [2.0])[0]
+    assert value == pytest.approx(1 - (300 / 165 - 1) / 2)
+    # Twenty-one orders over the same span: the own rhythm dominates, (300 + 30) / 21 days.
+    assert cadence_of([20.0], [320.0], [21.0])[0] == pytest.approx(1 - (20 / (330 / 21) - 1) / 2)
+
+
+def test_same_day_orders_are_floored_at_the_minimum_interval() -> None:
+    # 60 orders on one day, 12 days ago: the mean (0 + 30) / 60 = 0.5 days is floored at 5 days.
+    assert cadence_of([12.0], [12.0], [60.0])[0] == pytest.approx(1 - (12 / 5 - 1) / 2)
+    only_own = ScoringProfile.model_validate(
+        {"cadence": CADENCE.cadence.model_dump() | {"typical_weight": 0}}
+    )
+    columns = dict.fromkeys(NAMES, np.zeros(1)) | {
+        names.DAYS_SINCE_ORDER: np.array([4.0]),
+        names.DAYS_SINCE_FIRST_ORDER: np.array([4.0]),
+        names.ORDERS_TOTAL: np.array([3.0]),
+    }
+    # Without the typical interval the mean is 0 days: floored at 5, ratio 4 / 5, on rhythm.
+    assert factor_values(Features.from_columns(columns), only_own)["cadence"][0] == 1.0
+
+
+def test_cadence_is_unknown_below_two_orders_or_without_dates() -> None:
+    values = cadence_of(
+        [np.nan, 50.0, 50.0, 50.0, 50.0, np.nan],
+        [np.nan, 50.0, 50.0, np.nan, 400.0, 400.0],
+        [0.0, 1.0, np.nan, 5.0, 1.5, 5.0],
+    )
+    np.testing.assert_array_equal(values, [0.4] * 6)
+
+
+def test_a_frequent_buyer_gone_quiet_scores_below_an_occasional_one() -> None:
+    """Same recency, same orders in the last 365 days: the weekly buyer silent for 50 days is
+    overdue, the buyer of every two months is not."""
+    weekly = one(days_since_order=50, days_since_first_order=480, orders_total=60, orders_365d=8)
+    bimonthly = one(days_since_order=50, days_since_first_order=480, orders_total=8, orders_365d=8)
+    # means (430 + 30) / 60 and / 8 days: ratios 6.5 and 0.87
+    assert factor_values(weekly, CADENCE)["cadence"][0] == 0.0
+    assert factor_values(bimonthly, CADENCE)["cadence"][0] == 1.0
+    assert score(weekly, CADENCE).score[0] < score(bimonthly, CADENCE).score[0]
+
+
+def test_more_orders_in_the_same_span_make_the_same_silence_more_overdue() -> None:
+    values = cadence_of([45.0] * 5, [405.0] * 5, [2.0, 4.0, 8.0, 16.0, 32.0])
+    assert values.tolist() == sorted(values.tolist(), reverse=True)
+    assert values[0] == 1.0
+    assert values[-1] < 0.5
 
 
 def test_satisfaction_drop_costs_points() -> None:
@@ -304,6 +408,10 @@ def test_profile_errors_name_the_field() -> None:
     assert error_locations({"recency": {"good_days": 200}}) == [("recency",)]
     assert error_locations({"satisfaction": {"poor": 4.8}}) == [("satisfaction",)]
     assert error_locations({"monetary_trend": {"zero_at_ratio": 1.2}}) == [("monetary_trend",)]
+    assert error_locations({"cadence": {"on_rhythm_ratio": 5}}) == [("cadence",)]
+    assert error_locations({"cadence": {"min_interval_days": 0}}) == [
+        ("cadence", "min_interval_days")
+    ]
     assert error_locations({"channels": {"weights": {"tickets": -1}}}) == [
         ("channels", "weights", "tickets")
     ]
@@ -327,7 +435,7 @@ def test_default_profile_round_trips_and_documents_itself() -> None:
     for name, field in schema["properties"].items():
         target = definitions[field["$ref"].rsplit("/", 1)[1]] if "$ref" in field else {}
         assert "description" in field or "description" in target, name
-    for part in ("FactorWeights", "Recency", "Bands", "Support", "Satisfaction"):
+    for part in ("FactorWeights", "Recency", "Cadence", "Bands", "Support", "Satisfaction"):
         for name, field in definitions[part]["properties"].items():
             assert "description" in field, (part, name)
 

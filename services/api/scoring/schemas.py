@@ -61,11 +61,12 @@ class HealthSummary(ReadModel):
 
 
 CONTRIBUTIONS: dict[str, float] = {
-    "recency": 21.0,
-    "frequency": 12.5,
-    "monetary_trend": 4.0,
+    "recency": 7.0,
+    "frequency": 27.5,
+    "cadence": 0.0,
+    "monetary_trend": 0.0,
     "engagement": 6.0,
-    "support": 9.0,
+    "support": 12.0,
     "satisfaction": 7.0,
     "tenure": 4.0,
 }

@@ -10,6 +10,8 @@ Array = npt.NDArray[np.float64]
 
 DAYS_SINCE_ORDER = "days_since_order"
 DAYS_SINCE_INTERACTION = "days_since_interaction"
+DAYS_SINCE_FIRST_ORDER = "days_since_first_order"
+ORDERS_TOTAL = "orders_total"
 ORDERS_30D = "orders_30d"
 ORDERS_90D = "orders_90d"
 ORDERS_365D = "orders_365d"
@@ -36,6 +38,10 @@ class Features:
 
     days_since_order: Array
     days_since_interaction: Array
+    days_since_first_order: Array
+    """Days since the first order ever; NaN for a customer who never ordered."""
+    orders_total: Array
+    """Orders ever placed up to T: with the first and last order, the customer's own rhythm."""
     orders_30d: Array
     orders_90d: Array
     orders_365d: Array

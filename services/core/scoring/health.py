@@ -1,11 +1,13 @@
 """Customer health scores 0-100: each factor's points are its normalised weight x a 0-1 value x 100.
 
 Every factor value is a clipped linear (or log) ramp between profile thresholds, so the score is
-monotone in each feature. Unknowns: counts given as NaN count as 0; no order and no interaction
-scores no recency points; no revenue in either window and no rating take the profile's neutral
-values; unknown tenure counts as new. A customer with no data at all therefore scores
-`100 x (w_monetary_trend x 0.5 + w_support x 1 + w_satisfaction x 0.5)`: 25.0, red, under the
-default profile (support counts as no burden, trend and satisfaction as neutral).
+monotone in each feature but one: more lifetime orders over the same span are a faster rhythm,
+which makes the same silence more overdue and lowers cadence. Unknowns: counts given as NaN
+count as 0; no order and no interaction scores no recency points; no revenue in either window,
+no rating and fewer than two orders (no rhythm) take the profile's neutral values; unknown
+tenure counts as new. A customer with no data at all therefore scores `100 x (w_cadence x 0.5 +
+w_monetary_trend x 0.5 + w_support x 1 + w_satisfaction x 0.5)`: 20.0, red, under the default
+profile (support counts as no burden, cadence, trend and satisfaction as neutral).
 """
 
 from collections.abc import Mapping
@@ -17,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.core.scoring.features import Array, Features
-from services.core.scoring.profile import FACTORS, Bands, ScoringProfile
+from services.core.scoring.profile import FACTORS, Bands, Cadence, ScoringProfile
 
 
 class Band(StrEnum):
@@ -53,6 +55,19 @@ def log_ramp(count: Array, target: float) -> Array:
     return np.minimum(np.log1p(nonnegative(count)) / float(np.log1p(target)), 1.0)
 
 
+def overdue_ratio(features: Features, cadence: Cadence) -> Array:
+    """Days since the last order over the mean interval between orders, that mean shrunk toward
+    the typical interval (worth `typical_weight` intervals) and floored at `min_interval_days`.
+    NaN for fewer than two orders or an unknown first or last order. More days since the last
+    order can only raise it: with the first order kept, the span from first to last order and
+    so the mean interval shrink as the silence grows."""
+    f, c = features, cadence
+    span = np.maximum(f.days_since_first_order - f.days_since_order, 0.0)  # NaN stays NaN
+    intervals = np.where(f.orders_total >= 2, f.orders_total - 1.0, np.nan)
+    mean = (span + c.typical_weight * c.typical_interval_days) / (intervals + c.typical_weight)
+    return f.days_since_order / np.maximum(mean, c.min_interval_days)
+
+
 def factor_values(features: Features, profile: ScoringProfile) -> dict[str, Array]:
     """Each factor's value in [0, 1] for every customer."""
     f, p = features, profile
@@ -77,6 +92,12 @@ def factor_values(features: Features, profile: ScoringProfile) -> dict[str, Arra
         before > 0,
         kept,
         np.where(now > 0, 1.0, np.where(never_ordered, trend.unknown, 0.0)),
+    )
+
+    c = p.cadence
+    overdue = overdue_ratio(f, c)
+    cadence = np.where(
+        np.isnan(overdue), c.unknown, ramp(overdue, c.overdue_ratio, c.on_rhythm_ratio)
     )
 
     engagement = log_ramp(f.engagement_90d, p.engagement.target_90d)
@@ -104,6 +125,7 @@ def factor_values(features: Features, profile: ScoringProfile) -> dict[str, Arra
     values = {
         "recency": recency,
         "frequency": frequency,
+        "cadence": cadence,
         "monetary_trend": monetary,
         "engagement": engagement,
         "support": support,

@@ -24,13 +24,21 @@ class _Weights(_Part):
         return {name: getattr(self, name) / total for name in names}
 
 
+# The order-based weights (recency, frequency, cadence, monetary trend, tenure: 0.65 together)
+# and their thresholds are the pick of `python -m bench.profile_search` on the CDNOW back-test;
+# cadence added nothing measurable there, so it starts at 0 for a deployment to raise.
 class FactorWeights(_Weights):
     """Relative weight of each factor; normalised to sum 1, so only the ratios matter."""
 
-    recency: float = Field(default=0.30, ge=0, description="Days since the last order.")
-    frequency: float = Field(default=0.20, ge=0, description="Orders in the last 90 and 365 days.")
+    recency: float = Field(default=0.10, ge=0, description="Days since the last order.")
+    frequency: float = Field(default=0.50, ge=0, description="Orders in the last 90 and 365 days.")
+    cadence: float = Field(
+        default=0.0,
+        ge=0,
+        description="How overdue the next order is against the customer's own mean interval.",
+    )
     monetary_trend: float = Field(
-        default=0.10, ge=0, description="Revenue of the last 90 days against the 90 before."
+        default=0.0, ge=0, description="Revenue of the last 90 days against the 90 before."
     )
     engagement: float = Field(
         default=0.10, ge=0, description="Non-order interactions in the last 90 days."
@@ -73,6 +81,49 @@ class Frequency(_Part):
     target_orders_365d: float = Field(
         default=12, gt=0, description="Orders in 365 days that earn the 365-day half in full."
     )
+
+
+class Cadence(_Part):
+    """The overdue ratio is the days since the last order over the customer's mean interval
+    between orders, that mean shrunk toward a typical interval while orders are few."""
+
+    on_rhythm_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        description="An overdue ratio at or below this scores 1: the next order is not late yet.",
+    )
+    overdue_ratio: float = Field(
+        default=4.0, gt=0, description="An overdue ratio at or above this scores 0."
+    )
+    typical_interval_days: float = Field(
+        default=30,
+        gt=0,
+        description="A typical interval between orders, the prior for a customer's own mean.",
+    )
+    typical_weight: float = Field(
+        default=1,
+        ge=0,
+        description="How many intervals the typical one counts as in the mean: it dominates a "
+        "customer with few orders and fades with many; 0 uses the customer's own mean only.",
+    )
+    min_interval_days: float = Field(
+        default=7,
+        gt=0,
+        description="Floor on the mean interval: several orders on one day do not make the "
+        "customer overdue the next day.",
+    )
+    unknown: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Factor value (0-1) for a customer with fewer than two orders: no rhythm yet.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.on_rhythm_ratio >= self.overdue_ratio:
+            raise ValueError("on_rhythm_ratio must be less than overdue_ratio")
+        return self
 
 
 class MonetaryTrend(_Part):
@@ -188,7 +239,8 @@ EXAMPLE: dict[str, Any] = {
     "version": 3,
     "weights": {
         "recency": 0.35,
-        "frequency": 0.2,
+        "frequency": 0.1,
+        "cadence": 0.1,
         "monetary_trend": 0.1,
         "engagement": 0.05,
         "support": 0.15,
@@ -217,6 +269,12 @@ class ScoringProfile(_Part):
         default=Frequency(),
         description="Half from orders in 90 days, half from orders in 365 days, each growing "
         "with log(1 + orders) up to its target.",
+    )
+    cadence: Cadence = Field(
+        default=Cadence(),
+        description="Linear in the overdue ratio, from `on_rhythm_ratio` (full points) to "
+        "`overdue_ratio` (none): a frequent buyer gone quiet scores lower than an occasional one "
+        "at the same recency.",
     )
     monetary_trend: MonetaryTrend = Field(
         default=MonetaryTrend(),
