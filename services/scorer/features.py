@@ -112,16 +112,18 @@ class IdRange:
 Customers = Sequence[uuid.UUID] | IdRange
 
 
+def _selecting(column: str, by_range: bool, open_ended: bool) -> str:
+    if not by_range:
+        return f"{column} = ANY(:ids)"
+    return f"{column} >= :start" + ("" if open_ended else f" AND {column} < :end")
+
+
 @functools.cache
 def _statement(by_range: bool, open_ended: bool) -> TextClause:
-    if not by_range:
-        where = {"customers": "c.id = ANY(:ids)", "tickets": "t.customer_id = ANY(:ids)"}
-    else:
-        end = "" if open_ended else " AND {0} < :end"
-        where = {
-            "customers": ("c.id >= :start" + end).format("c.id"),
-            "tickets": ("t.customer_id >= :start" + end).format("t.customer_id"),
-        }
+    where = {
+        "customers": _selecting("c.id", by_range, open_ended),
+        "tickets": _selecting("t.customer_id", by_range, open_ended),
+    }
     return text(f"""
 WITH f AS ({_PER_CUSTOMER.format(**where)}), t AS ({_TICKETS.format(**where)})
 SELECT array_agg(f.id) AS ids, array_agg(f.lifecycle_stage) AS stages,

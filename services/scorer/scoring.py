@@ -85,13 +85,6 @@ ORDER BY {key}, as_of DESC
 _PREVIOUS = {subject: _previous_sql(subject) for subject in ("customer", "channel")}
 
 
-_SCORING_SETTINGS = text(
-    "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
-    " set_config('work_mem', '32MB', true)"
-)
-"""Chunks already run side by side on every core: parallel workers inside one chunk's query
-would only compete with them. The per-chunk sorts fit in 32 MB instead of spilling to disk."""
-
 _MOVE = text("""
 WITH moved AS (
   UPDATE customers c SET lifecycle_stage = m.to_stage, updated_at = now(), version = version + 1
@@ -145,7 +138,6 @@ async def rescore(
 ) -> int:
     """Score these customers as of `as_of` with `profile`; returns how many were scored.
     Idempotent: the same inputs write the same rows, so a retried job changes nothing."""
-    await session.execute(_SCORING_SETTINGS)
     loaded = await load_features(session, customers, as_of)
     if not loaded.ids:
         return 0

@@ -28,6 +28,13 @@ FINISHED = ("succeeded", "failed")
 _COUNT = select(func.count()).select_from(Customer)
 
 
+_CHUNK_SETTINGS = text(
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+    " set_config('work_mem', '32MB', true)"
+)
+"""Chunks already run side by side on every core: parallel workers inside one chunk's query
+would only compete with them. The per-chunk sorts fit in 32 MB instead of spilling to disk."""
+
 _BOUNDARIES = text("""
 SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM customers) s
 WHERE n % :chunk = 0 ORDER BY id
@@ -157,6 +164,7 @@ async def _score_chunks(
 
     async def score(chunk: Customers) -> int:
         async with session_scope(sessionmaker) as session:
+            await session.execute(_CHUNK_SETTINGS)
             return await rescore(session, chunk, as_of, profile)
 
     scored = 0
