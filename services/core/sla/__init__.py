@@ -1,0 +1,1 @@
+"""SLA clocks: working-time deadlines over business hours, holidays and paused spans."""
