@@ -1,0 +1,1 @@
+"""Outbound webhooks: Standard Webhooks signing, retry policy, target checks and single attempts."""
