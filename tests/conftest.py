@@ -63,7 +63,12 @@ async def settings(
     url = await make_database()
     await asyncio.to_thread(migrations.upgrade, url)
     prefix = f"retention-test-{uuid.uuid4().hex[:8]}"
-    yield Settings(database_url=url, redis_url=server_urls[1], queue_name=prefix)
+    yield Settings(
+        database_url=url,
+        redis_url=server_urls[1],
+        queue_name=prefix,
+        webhook_allow_private=True,  # the test receiver listens on 127.0.0.1
+    )
     redis = Redis.from_url(server_urls[1])
     keys = [k async for k in redis.scan_iter(f"{prefix}*")]
     if keys:

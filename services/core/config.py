@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     rescore_hour: int = Field(
         default=2, ge=0, le=23, description="UTC hour of the daily rescoring of every customer."
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs that resolve to private or loopback addresses.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=60, description="A delivery succeeds on a 2xx within this time."
+    )
+    webhook_disable_after_hours: float = Field(
+        default=120.0, gt=0, description="An endpoint failing every delivery this long is disabled."
+    )
+    webhook_secret_overlap_hours: float = Field(
+        default=24.0, ge=0, description="How long a rotated-out secret still signs deliveries."
+    )
 
     @property
     def worker_health_key(self) -> str:

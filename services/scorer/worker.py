@@ -2,14 +2,17 @@
 
 import asyncio
 import logging
+import random
 from typing import Any
 
+import httpx
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn, create_engine, create_sessionmaker
+from services.scorer.dispatch import dispatch_forever
 from services.scorer.jobs.events import MAX_TRIES, process_events
 from services.scorer.jobs.maintenance import purge_idempotency_records
 from services.scorer.jobs.scoring import (
@@ -19,6 +22,7 @@ from services.scorer.jobs.scoring import (
     run_recompute,
     scheduled_rescore,
 )
+from services.scorer.jobs.webhooks import DELIVER_WEBHOOKS, deliver_webhooks
 from services.scorer.relay import relay_forever
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,7 @@ HEALTH_CHECK_SECONDS = 10
 # second; the relay enqueues within milliseconds of a commit (see bench/latency.py).
 POLL_DELAY_SECONDS = 0.05
 LONG_JOB_SECONDS = 3 * 3600
+DELIVERY_JOB_SECONDS = 120
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
@@ -43,13 +48,27 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             settings.queue_name,
             asyncpg_dsn(settings.require_database_url()),
         )
-        ctx["relay"] = asyncio.create_task(relay, name="outbox-relay")
-        ctx["relay"].add_done_callback(_report_relay_end)
+        dispatch = dispatch_forever(
+            ctx["sessionmaker"],
+            ctx["redis"],
+            settings.queue_name,
+            asyncpg_dsn(settings.require_database_url()),
+        )
+        ctx["http"] = httpx.AsyncClient(headers={"user-agent": "retention-service webhooks"})
+        ctx["rng"] = random.Random()
+        ctx["loops"] = [
+            asyncio.create_task(relay, name="outbox-relay"),
+            asyncio.create_task(dispatch, name="webhook-dispatch"),
+        ]
+        for task in ctx["loops"]:
+            task.add_done_callback(_report_loop_end)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        relay: asyncio.Task[None] = ctx["relay"]
-        relay.cancel()
-        await asyncio.wait([relay])
+        loops: list[asyncio.Task[None]] = ctx["loops"]
+        for task in loops:
+            task.cancel()
+        await asyncio.wait(loops)
+        await ctx["http"].aclose()
         await ctx["engine"].dispose()
 
     return {
@@ -58,6 +77,9 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             func(process_events, max_tries=MAX_TRIES),
             func(run_recompute, name=RUN_RECOMPUTE, timeout=LONG_JOB_SECONDS, max_tries=3),
             func(rescore_touched_channels, name=RESCORE_TOUCHED_CHANNELS, max_tries=5),
+            func(
+                deliver_webhooks, name=DELIVER_WEBHOOKS, max_tries=5, timeout=DELIVERY_JOB_SECONDS
+            ),
         ],
         "cron_jobs": [
             cron(purge_idempotency_records, minute={7}, run_at_startup=False),
@@ -80,9 +102,9 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _report_relay_end(task: asyncio.Task[None]) -> None:
+def _report_loop_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.critical("the outbox relay stopped", exc_info=task.exception())
+        log.critical("the %s loop stopped", task.get_name(), exc_info=task.exception())
 
 
 def create_worker(settings: Settings) -> Worker:

@@ -18,6 +18,14 @@ from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.interactions import Interaction
 from services.core.models.jobs import Job
 from services.core.models.tickets import Ticket
+from services.core.models.webhooks import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+    WebhookSequence,
+)
 
 __all__ = [
     "ApiKey",
@@ -27,6 +35,7 @@ __all__ = [
     "ChannelHealth",
     "ChannelHealthHistory",
     "Customer",
+    "DeliveryStatus",
     "CustomerChannelMembership",
     "CustomerHealth",
     "CustomerHealthHistory",
@@ -37,4 +46,9 @@ __all__ = [
     "OutboxEvent",
     "ScoringProfile",
     "Ticket",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookMessage",
+    "WebhookSequence",
 ]
