@@ -5,10 +5,11 @@ import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import TextClause, text
+from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.scoring import channels as channels_math
@@ -16,9 +17,16 @@ from services.core.scoring import health, lifecycle, tiers
 from services.core.scoring.features import NAMES as FEATURE_NAMES
 from services.core.scoring.features import Features
 from services.core.scoring.profile import ScoringProfile
+from services.core.webhooks.publish import publish, subscribed
 from services.scorer.features import Customers, Loaded, load_features
 
 TREND_DAYS = 30
+NOTIFY_STEP = 5.0
+"""Points a score must move (or a band change) before subscribers hear of it."""
+_EVENTS: dict[str, tuple[str, str | None]] = {
+    "customer": ("customer.health.changed", "customer.band.changed"),
+    "channel": ("channel.health.changed", None),
+}
 
 
 def _store_sql(subject: str, factors: tuple[str, ...], features: tuple[str, ...]) -> TextClause:
@@ -27,7 +35,8 @@ def _store_sql(subject: str, factors: tuple[str, ...], features: tuple[str, ...]
     added when the score, band or profile changed, or on a new day (charts get at least one
     point a day while anything changes, and a retried job adds nothing). The current score is
     the newest as_of: recomputing an older time fills history only. Both parts compare against
-    the current row as it was before this statement."""
+    the current row as it was before this statement. With `:notify` it answers the subjects
+    whose band changed or whose score moved by `:step` or more, with their previous figures."""
     key, table = f"{subject}_id", f"{subject}_health"
     inputs = [
         f"CAST(:{name} AS {kind}[])"
@@ -50,6 +59,10 @@ WITH n AS MATERIALIZED (
     jsonb_build_object({contributions}) AS contributions,
     jsonb_build_object({values}) AS features
   FROM unnest({", ".join(inputs)}) AS n({", ".join(names)})
+), old AS MATERIALIZED (
+  SELECT h.{key} AS key, h.score, h.band, h.contributions, h.as_of
+  FROM {table} h JOIN n ON h.{key} = n.key
+  WHERE :notify
 ), history AS (
   INSERT INTO {subject}_health_history ({key}, score, band, contributions, profile_version, as_of)
   SELECT n.key, n.score, n.band, n.contributions, :version, :as_of
@@ -57,8 +70,8 @@ WITH n AS MATERIALIZED (
   WHERE h.{key} IS NULL OR h.score <> n.score OR h.band <> n.band
      OR h.profile_version <> :version
      OR (h.as_of AT TIME ZONE 'UTC')::date <> (CAST(:as_of AS timestamptz) AT TIME ZONE 'UTC')::date
-)
-INSERT INTO {table}
+), current AS (
+  INSERT INTO {table}
   ({key}, score, band, contributions, features, trend, profile_version, as_of, computed_at)
 SELECT n.key, n.score, n.band, n.contributions, n.features, n.trend, :version, :as_of, now()
 FROM n
@@ -67,6 +80,13 @@ ON CONFLICT ({key}) DO UPDATE SET
   features = excluded.features, trend = excluded.trend,
   profile_version = excluded.profile_version, as_of = excluded.as_of, computed_at = now()
 WHERE excluded.as_of >= {table}.as_of
+RETURNING 1
+)
+SELECT n.key, n.score, n.band, n.contributions, o.score AS previous_score,
+  o.band AS previous_band, o.contributions AS previous_contributions
+FROM n JOIN old o ON o.key = n.key
+WHERE CAST(:as_of AS timestamptz) >= o.as_of
+  AND (o.band <> n.band OR abs(o.score - n.score) >= :step)
 """)
 
 
@@ -127,7 +147,52 @@ async def _store(
     }
     params |= {f"c_{k}": scores.contributions[name].tolist() for k, name in enumerate(factors)}
     params |= {f"f_{k}": np.round(features[name], 2).tolist() for k, name in enumerate(names)}
-    await session.execute(_store_statement(subject, factors, names), params)
+    wanted = await subscribed(session, *(t for t in _EVENTS[subject] if t is not None))
+    params |= {"notify": bool(wanted), "step": NOTIFY_STEP}
+    changes = (await session.execute(_store_statement(subject, factors, names), params)).all()
+    if changes:
+        await _publish_changes(session, subject, changes, wanted, as_of, profile)
+
+
+async def _publish_changes(
+    session: AsyncSession,
+    subject: str,
+    changes: Sequence[Row[Any]],
+    wanted: set[str],
+    as_of: datetime,
+    profile: ScoringProfile,
+) -> None:
+    """Webhook events for scores that moved: the figures and the factors that moved most."""
+    health_type, band_type = _EVENTS[subject]
+    moved, banded = [], []
+    for change in changes:
+        data = {
+            f"{subject}_id": str(change.key),
+            "score": change.score,
+            "previous_score": change.previous_score,
+            "band": change.band,
+            "previous_band": change.previous_band,
+            "reason": {
+                "factors": _moved_factors(change.contributions, change.previous_contributions)
+            },
+            "as_of": as_of.isoformat(),
+            "profile_version": profile.version,
+            "link": f"/v1/{subject}s/{change.key}/health",
+        }
+        moved.append((change.key, data))
+        if change.band != change.previous_band:
+            banded.append((change.key, data))
+    if health_type in wanted:
+        await publish(session, health_type, moved)
+    if band_type is not None and band_type in wanted and banded:
+        await publish(session, band_type, banded)
+
+
+def _moved_factors(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    """The three factors whose points changed most, with the change."""
+    deltas = {name: round(value - (before.get(name) or 0.0), 2) for name, value in now.items()}
+    top = sorted(deltas, key=lambda name: abs(deltas[name]), reverse=True)[:3]
+    return {name: deltas[name] for name in top if deltas[name]}
 
 
 async def rescore(

@@ -236,3 +236,63 @@ async def test_channel_health_follows_its_customers(
     assert set(row.contributions) == {"customers", "activity", "tickets"}
     assert abs(sum(row.contributions.values()) - row.score) < 0.1
     assert history == 1
+
+
+async def _subscribe(engine: AsyncEngine, *types: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (id, url, event_types, secret) "
+                "VALUES (gen_random_uuid(), 'https://example.com/hook', :types, 'whsec_AAAA')"
+            ),
+            {"types": list(types)},
+        )
+
+
+async def _messages(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as conn:
+        query = text("SELECT type, subject_id, body FROM webhook_messages ORDER BY type")
+        return list((await conn.execute(query)).all())
+
+
+async def test_a_customer_turning_red_is_announced(app: FastAPI, engine: AsyncEngine) -> None:
+    await _subscribe(engine, "customer.health.changed", "customer.band.changed")
+    customer = await insert_customer(engine, created_at=T - timedelta(days=500))
+    await _orders(engine, customer, 3, 20, 40, 70, 100, 150, 200)
+    await _score(app, [customer], T)
+    assert await _messages(engine) == []  # a first score is not a change
+
+    later = T + timedelta(days=400)  # no order since: recency decays
+    await _score(app, [customer], later)
+    await _score(app, [customer], later)  # a rerun announces nothing twice
+    band, health = await _messages(engine)
+    assert (band.type, health.type) == ("customer.band.changed", "customer.health.changed")
+    data = health.body["data"]
+    assert data["customer_id"] == str(customer)
+    assert data["previous_band"] == "green"
+    assert data["band"] != "green"
+    assert data["previous_score"] - data["score"] >= 5
+    assert data["as_of"] == later.isoformat()
+    assert "recency" in data["reason"]["factors"]
+    assert data["reason"]["factors"]["recency"] < 0
+
+
+async def test_small_moves_and_past_recomputes_stay_quiet(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    await _subscribe(engine, "*")
+    customer = await insert_customer(engine, created_at=T - timedelta(days=500))
+    await _orders(engine, customer, 3, 20, 40, 70, 100, 150, 200)
+    await _score(app, [customer], T)
+    await _score(app, [customer], T + timedelta(days=1))
+    await _score(app, [customer], T - timedelta(days=400))  # older than the current score
+    assert await _messages(engine) == []
+
+
+async def test_nobody_subscribed_means_no_messages(app: FastAPI, engine: AsyncEngine) -> None:
+    await _subscribe(engine, "alert.opened")
+    customer = await insert_customer(engine, created_at=T - timedelta(days=500))
+    await _orders(engine, customer, 3, 20, 40)
+    await _score(app, [customer], T)
+    await _score(app, [customer], T + timedelta(days=400))
+    assert await _messages(engine) == []

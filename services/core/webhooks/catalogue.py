@@ -4,13 +4,13 @@ a compatible change; renaming one or removing a field of its `data` is not."""
 from typing import Final
 
 EVENT_TYPES: Final[dict[str, str]] = {
-    "customer.health.changed": "A customer's score moved by at least the notification step "
-    "since the last one sent, or its band changed. `data`: customer_id, score, previous_score, "
-    "band, previous_band, as_of, profile_version.",
+    "customer.health.changed": "A customer's score moved by 5 points or more from its "
+    "previous score, or its band changed. `data`: customer_id, score, previous_score, band, "
+    "previous_band, reason (the factors whose points moved most), as_of, profile_version, link.",
     "customer.band.changed": "A customer's band changed (e.g. yellow to red). `data` as for "
     "`customer.health.changed`.",
-    "channel.health.changed": "A channel's score moved by at least the notification step, or "
-    "its band changed. `data`: channel_id, score, previous_score, band, previous_band, as_of.",
+    "channel.health.changed": "A channel's score moved by 5 points or more, or its band "
+    "changed. `data`: channel_id and the same figures.",
     "alert.opened": "An alert rule fired for a subject that had no open alert of that rule. "
     "`data`: alert_id, rule_id, subject, severity, reason, owner, due_at.",
     "alert.updated": "An open alert fired again, or its status, owner or notes changed.",

@@ -51,6 +51,18 @@ SELECT count(*) AS deliveries, pg_notify(:channel, '') FROM deliveries
 """)
 
 
+_SUBSCRIBED = text("""
+SELECT DISTINCT unnest(event_types) FROM webhook_endpoints WHERE active AND disabled_at IS NULL
+""")
+
+
+async def subscribed(session: AsyncSession, *types: str) -> set[str]:
+    """Which of these event types some active endpoint wants: producers of many events ask
+    first, so that nobody listening costs nothing."""
+    wanted = set((await session.scalars(_SUBSCRIBED)).all())
+    return set(types) if ANY in wanted else wanted & set(types)
+
+
 def message_id() -> str:
     """The `webhook-id` of a message: stable across retries and redeliveries."""
     return f"msg_{uuid7().hex}"
