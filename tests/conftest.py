@@ -80,6 +80,12 @@ async def settings(
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
+        async with application.state.engine.connect() as conn:
+            query = "SELECT CAST(coalesce(json_agg(t), '[]') AS text) FROM {} t"
+            application.state.test_seeds = {
+                table: (await conn.execute(text(query.format(table)))).scalar_one()
+                for table in SEEDED
+            }
         yield application
 
 
@@ -89,14 +95,28 @@ def engine(app: FastAPI) -> AsyncEngine:
     return result
 
 
+SEEDED = ("alert_rules",)
+"""Tables whose rows the migrations write (the default alert rules): every test starts with
+them as migrated."""
+
+
 @pytest.fixture(autouse=True)
 async def _clean_tables(request: pytest.FixtureRequest) -> None:
     if "app" not in request.fixturenames:
         return
     engine: AsyncEngine = request.getfixturevalue("engine")
+    seeds: dict[str, str] = request.getfixturevalue("app").state.test_seeds
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table, rows in seeds.items():
+            await conn.execute(
+                text(
+                    f"INSERT INTO {table} "
+                    f"SELECT * FROM json_populate_recordset(NULL::{table}, CAST(:rows AS json))"
+                ),
+                {"rows": rows},
+            )
     request.getfixturevalue("app").state.key_cache.clear()
 
 

@@ -12,12 +12,15 @@ import orjson
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.alerts import Subjects
+from services.core.models.enums import AlertSubject
 from services.core.scoring import channels as channels_math
 from services.core.scoring import health, lifecycle, tiers
 from services.core.scoring.features import NAMES as FEATURE_NAMES
 from services.core.scoring.features import Features
 from services.core.scoring.profile import ScoringProfile
 from services.core.webhooks.publish import publish, subscribed
+from services.scorer.alerting import apply_rules
 from services.scorer.features import Customers, Loaded, load_features
 
 TREND_DAYS = 30
@@ -126,8 +129,9 @@ async def _store(
     features: dict[str, np.ndarray],
     as_of: datetime,
     profile: ScoringProfile,
-) -> None:
-    """Write current scores and history for customers or channels, trend included."""
+) -> np.ndarray:
+    """Write current scores and history for customers or channels; returns the trend (the
+    change against 30 days before), which alert rules read too."""
     before = as_of - timedelta(days=TREND_DAYS)
     previous = {
         r.id: r.score
@@ -152,6 +156,7 @@ async def _store(
     changes = (await session.execute(_store_statement(subject, factors, names), params)).all()
     if changes:
         await _publish_changes(session, subject, changes, wanted, as_of, profile)
+    return trend
 
 
 async def _publish_changes(
@@ -209,8 +214,10 @@ async def rescore(
     columns = loaded.columns
     features = Features.from_columns({k: v for k, v in columns.items() if k in FEATURE_NAMES})
     scores = health.score(features, profile)
-    await _store(session, "customer", loaded.ids, scores, columns, as_of, profile)
+    trend = await _store(session, "customer", loaded.ids, scores, columns, as_of, profile)
     await _move_stages(session, loaded, scores, as_of, profile)
+    subjects = Subjects(scores.score, scores.band, trend, columns)
+    await apply_rules(session, AlertSubject.customer, loaded.ids, subjects, as_of)
     return len(loaded.ids)
 
 
@@ -346,5 +353,7 @@ async def rescore_channels(
         "activity_90d": np.array([c.activity for c in channels], dtype=np.float64),
         "open_tickets": np.array([c.open_tickets for c in channels], dtype=np.float64),
     }
-    await _store(session, "channel", ids, scores, features, as_of, profile)
+    trend = await _store(session, "channel", ids, scores, features, as_of, profile)
+    subjects = Subjects(scores.score, scores.band, trend, features)
+    await apply_rules(session, AlertSubject.channel, ids, subjects, as_of)
     return len(ids)

@@ -1,5 +1,6 @@
 """All ORM models; importing this module registers every table on `Base.metadata`."""
 
+from services.core.models.alerts import Alert, AlertNote, AlertRule
 from services.core.models.api_keys import ApiKey
 from services.core.models.audit import AuditEvent
 from services.core.models.base import Base
@@ -28,6 +29,9 @@ from services.core.models.webhooks import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertNote",
+    "AlertRule",
     "ApiKey",
     "AuditEvent",
     "Base",

@@ -75,3 +75,33 @@ class Scope(StrEnum):
     read = "read"
     write = "write"
     admin = "admin"
+
+
+class AlertKind(StrEnum):
+    inactivity = "inactivity"
+    order_value_drop = "order_value_drop"
+    complaints = "complaints"
+    score_below = "score_below"
+    score_drop = "score_drop"
+    band_change = "band_change"
+    sla_breach = "sla_breach"
+    satisfaction_drop = "satisfaction_drop"
+
+
+class AlertSubject(StrEnum):
+    customer = "customer"
+    channel = "channel"
+
+
+class Severity(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    dismissed = "dismissed"
