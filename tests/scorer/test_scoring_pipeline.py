@@ -290,7 +290,7 @@ async def test_small_moves_and_past_recomputes_stay_quiet(
 
 
 async def test_nobody_subscribed_means_no_messages(app: FastAPI, engine: AsyncEngine) -> None:
-    await _subscribe(engine, "ticket.sla_breached")
+    await _subscribe(engine, "webhook.test")
     customer = await insert_customer(engine, created_at=T - timedelta(days=500))
     await _orders(engine, customer, 3, 20, 40)
     await _score(app, [customer], T)

@@ -15,9 +15,6 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "`data`: alert_id, rule_id, subject, severity, reason, owner, due_at.",
     "alert.updated": "An open alert fired again, or its status, owner or notes changed.",
     "alert.resolved": "An alert was resolved, by a person or because its condition cleared.",
-    "ticket.sla_due_soon": "A ticket used up the due-soon share of its first-response or "
-    "resolution target. `data`: ticket_id, target, due_at.",
-    "ticket.sla_breached": "A ticket passed its first-response or resolution due time.",
     "webhook.endpoint.disabled": "This endpoint was disabled after failing every delivery for "
     "too long, or answering 410 Gone; sent to the other endpoints that subscribe to it.",
     "webhook.test": "Sent by `POST /v1/webhooks/{id}/test` to that endpoint only.",
