@@ -150,7 +150,9 @@ async def seed(settings: Settings, customers: int, channels: int, history: int) 
 
 
 @contextmanager
-def scorer(settings: Settings, log: IO[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+def scorer(
+    settings: Settings, log: IO[bytes], extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """One `retention worker` process on the bench's own queue; stopped with SIGTERM."""
     env = {
         **os.environ,
@@ -158,6 +160,7 @@ def scorer(settings: Settings, log: IO[bytes]) -> Iterator[subprocess.Popen[byte
         "REDIS_URL": settings.require_redis_url(),
         "RETENTION_QUEUE_NAME": settings.queue_name,
         "PYTHONPATH": str(ROOT),
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "services.cli", "worker"]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)

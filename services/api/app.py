@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.api import problems
+from services.api.alerts.router import alert_rules_router, alerts_router, owners_router
 from services.api.api_keys.router import router as api_keys_router
 from services.api.audit.router import router as audit_router
 from services.api.auth import KeyCache
@@ -18,6 +19,8 @@ from services.api.ops.router import router as ops_router
 from services.api.rows import RowReader, create_pool
 from services.api.scoring.router import router as scoring_router
 from services.api.tickets.router import router as tickets_router
+from services.api.webhooks.router import deliveries_router as webhook_deliveries_router
+from services.api.webhooks.router import router as webhooks_router
 from services.core.config import Settings, get_settings
 from services.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 
@@ -38,6 +41,16 @@ TAGS = [
     {"name": "tickets", "description": "Service cases with priority, status and SLA times."},
     {"name": "scoring", "description": "The scoring profile, and recomputing scores as of a time."},
     {"name": "jobs", "description": "Long-running requests such as recomputes: status, progress."},
+    {
+        "name": "webhooks",
+        "description": "Signed event deliveries to your endpoints: subscriptions, secrets, "
+        "delivery history, redelivery (admin).",
+    },
+    {
+        "name": "alerts",
+        "description": "Alert rules, and the alerts they raise: owned to-dos with a due date.",
+    },
+    {"name": "owners", "description": "Handing accounts over when staff change (admin)."},
     {"name": "api-keys", "description": "Keys and their scopes (admin)."},
     {"name": "audit", "description": "Who changed what, before and after."},
     {"name": "ops", "description": "Liveness and readiness probes."},
@@ -81,6 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tickets_router,
         scoring_router,
         jobs_router,
+        alert_rules_router,
+        alerts_router,
+        owners_router,
+        webhooks_router,
+        webhook_deliveries_router,
         api_keys_router,
         audit_router,
     ):

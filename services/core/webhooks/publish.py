@@ -19,8 +19,9 @@ DELIVERIES_CHANNEL = "retention_webhooks"
 _PUBLISH = text("""
 WITH endpoints AS (
   SELECT id FROM webhook_endpoints
-  WHERE active AND disabled_at IS NULL AND event_types && ARRAY[CAST(:type AS text), :any]
-    AND (CAST(:only AS uuid) IS NULL OR id = CAST(:only AS uuid))
+  WHERE active AND disabled_at IS NULL AND CASE
+    WHEN CAST(:only AS uuid) IS NULL THEN event_types && ARRAY[CAST(:type AS text), :any]
+    ELSE id = CAST(:only AS uuid) END
 ), events AS (
   SELECT e.message_id, e.subject_id, e.body, e.ord
   FROM unnest(CAST(:message_ids AS text[]), CAST(:subject_ids AS uuid[]),
@@ -80,7 +81,7 @@ async def publish(
     only_endpoint: uuid.UUID | None = None,
 ) -> int:
     """Publish events of one type, each `(subject_id, data)`, to every active endpoint that
-    subscribes to the type (or to `only_endpoint`). Each subject's events get consecutive
+    subscribes to the type, or to `only_endpoint` alone whatever it subscribes to. Each subject's events get consecutive
     sequence numbers in the given order. Nothing is stored when nobody subscribes. Returns the
     number of deliveries owed."""
     if type_ not in EVENT_TYPES:
