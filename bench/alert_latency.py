@@ -6,9 +6,9 @@ added, "a complaint in 90 days" (`complaints`, count 1); a webhook endpoint subs
 `alert.opened`, pointing at a real HTTP receiver on this machine; the API (uvicorn, 2 workers)
 and ONE `retention worker` process, as deployed.
 
-Load: single `POST /v1/interactions` complaints at a steady `--rate` for `--seconds`, each about a
-different customer, so each one opens exactly one alert and owes exactly one webhook. A complaint
-counts as sent at its scheduled time (a request waiting for a connection is charged).
+Load: complaints at a steady `--rate` for `--seconds` through `POST /v1/interactions/batch`
+(`--batch` per request, 10 by default, as integrations send them), each about a different
+customer, so each one opens exactly one alert and owes exactly one webhook.
 
 Measure: latency = the receiver's arrival time of the `alert.opened` webhook naming the
 customer - the client's arrival time of the 2xx for that customer's complaint (the receiver
@@ -26,7 +26,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 
 import asyncpg
 import httpx
@@ -69,29 +69,38 @@ async def subscribe(dsn: str, url: str) -> str:
 
 
 async def complain(
-    base: str, key: str, customers: list[str], rate: float
+    base: str, key: str, customers: list[str], rate: float, batch: int
 ) -> tuple[dict[str, float], float]:
-    """POST one complaint per customer at `rate`; each customer's 2xx time, and the worst lag
-    of the schedule."""
+    """POST one complaint per customer at `rate`, `batch` per request; each customer's 2xx
+    time, and the worst lag of the schedule."""
     queue: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
     answered: dict[str, float] = {}
     lag = 0.0
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
-    async def post(customer: str, sent: float) -> None:
-        body = {
-            "customer_id": customer,
-            "kind": "complaint",
-            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent)),
-            "external_id": f"alert-latency-{customer}",
-        }
+    async def post(group: list[str], sent: float) -> None:
+        occurred = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent))
+        items = [
+            {
+                "customer_id": customer,
+                "kind": "complaint",
+                "occurred_at": occurred,
+                "external_id": f"alert-latency-{customer}",
+            }
+            for customer in group
+        ]
         http = await queue.get()
         try:
-            response = await http.post("/v1/interactions", content=orjson.dumps(body))
+            response = await http.post(
+                "/v1/interactions/batch", content=orjson.dumps({"items": items})
+            )
         finally:
             queue.put_nowait(http)
-        if response.status_code in (200, 201):
-            answered[customer] = time.time()
+        if response.status_code == 200:
+            done = time.time()
+            for customer, result in zip(group, response.json()["results"], strict=True):
+                if result.get("id"):
+                    answered[customer] = done
 
     async with AsyncExitStack() as stack:
         for _ in range(CONNECTIONS):
@@ -102,12 +111,13 @@ async def complain(
         loop = asyncio.get_running_loop()
         start, wall = loop.time(), time.time()
         tasks = []
-        for n, customer in enumerate(customers):
-            due = start + n / rate
+        for first in range(0, len(customers), batch):
+            due = start + first / rate
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
             lag = max(lag, loop.time() - due)
-            tasks.append(asyncio.create_task(post(customer, wall + n / rate)))
+            group = customers[first : first + batch]
+            tasks.append(asyncio.create_task(post(group, wall + first / rate)))
         await asyncio.gather(*tasks)
     return answered, lag
 
@@ -143,6 +153,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="complaints per second")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--history", type=int, default=6, help="past interactions per customer")
+    parser.add_argument("--workers", type=int, default=1, help="`retention worker` processes")
+    parser.add_argument("--batch", type=int, default=10, help="complaints per request")
     parser.add_argument("--drain", type=float, default=30, help="seconds to wait for stragglers")
     args = parser.parse_args()
     total = int(args.rate * args.seconds)
@@ -155,11 +167,13 @@ def main() -> None:
         allow = {"RETENTION_WEBHOOK_ALLOW_PRIVATE": "true"}
         with (
             uvicorn("services.api.app:create_app", settings, API_WORKERS) as base,
-            scorer(settings, log, allow),
+            ExitStack() as workers,
         ):
+            for _ in range(args.workers):
+                workers.enter_context(scorer(settings, log, allow))
             print(f"prescore: {total:,} customers in {asyncio.run(prescore(base, key)):.1f} s")
             secret = asyncio.run(subscribe(dsn, receiver.url))
-            answered, lag = asyncio.run(complain(base, key, customers, args.rate))
+            answered, lag = asyncio.run(complain(base, key, customers, args.rate, args.batch))
             deadline = time.monotonic() + args.drain
             while len(receiver.requests) < len(answered) and time.monotonic() < deadline:
                 time.sleep(0.2)

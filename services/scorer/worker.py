@@ -5,7 +5,6 @@ import logging
 import random
 from typing import Any
 
-import httpx
 from arq import cron, func
 from arq.connections import RedisSettings
 from arq.worker import Worker
@@ -22,7 +21,7 @@ from services.scorer.jobs.scoring import (
     run_recompute,
     scheduled_rescore,
 )
-from services.scorer.jobs.webhooks import DELIVER_WEBHOOKS, deliver_webhooks
+from services.scorer.jobs.webhooks import DELIVER_WEBHOOKS, EndpointClients, deliver_webhooks
 from services.scorer.relay import relay_forever
 
 log = logging.getLogger(__name__)
@@ -34,6 +33,9 @@ HEALTH_CHECK_SECONDS = 10
 POLL_DELAY_SECONDS = 0.05
 LONG_JOB_SECONDS = 3 * 3600
 DELIVERY_JOB_SECONDS = 120
+# Jobs spend most of their time waiting on PostgreSQL or a webhook receiver: arq's default of
+# 10 at a time left the process half idle with jobs queueing behind them (bench/alert_latency.py).
+MAX_JOBS = 32
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
@@ -54,7 +56,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             settings.queue_name,
             asyncpg_dsn(settings.require_database_url()),
         )
-        ctx["http"] = httpx.AsyncClient(headers={"user-agent": "retention-service webhooks"})
+        ctx["http"] = EndpointClients()
         ctx["rng"] = random.Random()
         ctx["loops"] = [
             asyncio.create_task(relay, name="outbox-relay"),
@@ -98,6 +100,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "health_check_key": settings.worker_health_key,
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "poll_delay": POLL_DELAY_SECONDS,
+        "max_jobs": MAX_JOBS,
         "handle_signals": True,
     }
 

@@ -24,6 +24,38 @@ from services.core.webhooks.targets import UnsafeTarget, check_target
 DELIVER_WEBHOOKS = "deliver_webhooks"
 CONCURRENCY = 10
 """Requests in flight to one endpoint at a time."""
+MAX_CLIENTS = 200
+
+
+class EndpointClients:
+    """An HTTP client per endpoint, each with a pool of CONCURRENCY connections: a slow
+    endpoint cannot take the connections of the others, and each pool stays small (httpx
+    walks every connection of a pool for each request it places, which made one shared pool
+    the worker's main CPU cost in bench/alert_latency.py)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[uuid.UUID, httpx.AsyncClient] = {}
+
+    def get(self, endpoint_id: uuid.UUID) -> httpx.AsyncClient:
+        client = self._clients.pop(endpoint_id, None)
+        if client is None:
+            if len(self._clients) >= MAX_CLIENTS:  # the least recently used goes
+                oldest = next(iter(self._clients))
+                asyncio.get_running_loop().create_task(self._clients.pop(oldest).aclose())
+            limits = httpx.Limits(
+                max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY
+            )
+            client = httpx.AsyncClient(
+                headers={"user-agent": "retention-service webhooks"}, limits=limits
+            )
+        self._clients[endpoint_id] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
 
 _BATCH = text("""
 SELECT d.id, d.attempts, m.id AS message_id, m.body, e.url, e.secret, e.previous_secret,
@@ -200,11 +232,12 @@ async def _disable(session: AsyncSession, endpoint_id: uuid.UUID, reason: str) -
 
 async def deliver_webhooks(ctx: dict[str, Any], endpoint_id: str, delivery_ids: list[str]) -> int:
     """arq job: one endpoint's claimed batch."""
+    endpoint = uuid.UUID(endpoint_id)
     return await deliver(
         ctx["sessionmaker"],
-        ctx["http"],
+        ctx["http"].get(endpoint),
         ctx["settings"],
-        uuid.UUID(endpoint_id),
+        endpoint,
         [uuid.UUID(i) for i in delivery_ids],
         ctx["rng"],
     )
