@@ -474,3 +474,10 @@ async def test_a_worker_killed_mid_send_delivers_under_the_same_id(
     first, second = receiver.requests
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == delivery.message_id
     assert (delivery.status, delivery.attempts) == ("delivered", 1)
+
+
+async def test_an_oversize_body_is_refused(app: FastAPI, engine: AsyncEngine) -> None:
+    await _endpoint(app.state.sessionmaker, "https://example.com/hook")
+    with pytest.raises(ValueError, match="exceeds"):
+        await _publish(app.state.sessionmaker, {"notes": "长" * 10_000})
+    assert await count_rows(engine, "webhook_messages") == 0

@@ -13,6 +13,8 @@ from uuid_utils.compat import uuid7
 
 from services.core.webhooks.catalogue import ANY, EVENT_TYPES
 
+MAX_BODY_BYTES = 20_000
+"""Bodies stay small: ids, figures and a link to fetch more."""
 DELIVERIES_CHANNEL = "retention_webhooks"
 """NOTIFY channel that wakes the delivery loop when new deliveries commit."""
 
@@ -89,6 +91,9 @@ async def publish(
     if not events:
         return 0
     now = datetime.now(UTC)
+    encoded = [orjson.dumps(body(type_, data, now)) for _, data in events]
+    if oversize := [len(b) for b in encoded if len(b) > MAX_BODY_BYTES]:
+        raise ValueError(f"a {type_} body of {oversize[0]} bytes exceeds {MAX_BODY_BYTES}")
     result = await session.execute(
         _PUBLISH,
         {
@@ -97,7 +102,7 @@ async def publish(
             "only": only_endpoint,
             "message_ids": [message_id() for _ in events],
             "subject_ids": [subject for subject, _ in events],
-            "bodies": [orjson.dumps(body(type_, data, now)).decode() for _, data in events],
+            "bodies": [b.decode() for b in encoded],
             "channel": DELIVERIES_CHANNEL,
         },
     )
