@@ -77,6 +77,15 @@ async def _deliveries(engine: AsyncEngine, endpoint_id: uuid.UUID) -> list[Any]:
         return list((await conn.execute(query, {"e": endpoint_id})).all())
 
 
+async def _endpoint_state(engine: AsyncEngine, endpoint_id: uuid.UUID) -> Any:
+    async with engine.connect() as conn:
+        query = text(
+            "SELECT failing_since, disabled_at, disabled_reason FROM webhook_endpoints "
+            "WHERE id = :e"
+        )
+        return (await conn.execute(query, {"e": endpoint_id})).one()
+
+
 async def _send_due(
     app: FastAPI, http: httpx.AsyncClient, settings: Settings, endpoint_id: uuid.UUID
 ) -> int:
@@ -324,13 +333,8 @@ async def test_gone_disables_the_endpoint_and_tells_the_others(
 
     (delivery,) = await _deliveries(engine, gone.id)
     assert delivery.status == "failed"
+    row = await _endpoint_state(engine, gone.id)
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text("SELECT disabled_at, disabled_reason FROM webhook_endpoints WHERE id = :e"),
-                {"e": gone.id},
-            )
-        ).one()
         notices = (
             await conn.execute(
                 text(
@@ -358,13 +362,7 @@ async def test_an_endpoint_failing_for_days_is_disabled(
     await _publish(app.state.sessionmaker)
     receiver.respond(status=502)
     await _send_due(app, http, settings, endpoint.id)
-    async with engine.connect() as conn:
-        reason = (
-            await conn.execute(
-                text("SELECT disabled_reason FROM webhook_endpoints WHERE id = :e"),
-                {"e": endpoint.id},
-            )
-        ).scalar_one()
+    reason = (await _endpoint_state(engine, endpoint.id)).disabled_reason
     assert reason is not None
     assert "failed since" in reason
 
@@ -381,13 +379,7 @@ async def test_a_success_clears_the_failing_streak(
     )
     await _publish(app.state.sessionmaker)
     await _send_due(app, http, settings, endpoint.id)
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text("SELECT failing_since, disabled_at FROM webhook_endpoints WHERE id = :e"),
-                {"e": endpoint.id},
-            )
-        ).one()
+    row = await _endpoint_state(engine, endpoint.id)
     assert (row.failing_since, row.disabled_at) == (None, None)
 
 
