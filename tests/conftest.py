@@ -95,8 +95,8 @@ def engine(app: FastAPI) -> AsyncEngine:
     return result
 
 
-SEEDED = ("alert_rules",)
-"""Tables whose rows the migrations write (the default alert rules): every test starts with
+SEEDED = ("alert_rules", "sla_policies")
+"""Tables whose rows the migrations write (default alert rules and SLA policy): every test starts with
 them as migrated."""
 
 

@@ -18,6 +18,7 @@ from services.api.jobs.router import router as jobs_router
 from services.api.ops.router import router as ops_router
 from services.api.rows import RowReader, create_pool
 from services.api.scoring.router import router as scoring_router
+from services.api.sla.router import reports_router, sla_policies_router
 from services.api.tickets.router import router as tickets_router
 from services.api.webhooks.router import deliveries_router as webhook_deliveries_router
 from services.api.webhooks.router import router as webhooks_router
@@ -51,6 +52,11 @@ TAGS = [
         "description": "Alert rules, and the alerts they raise: owned to-dos with a due date.",
     },
     {"name": "owners", "description": "Handing accounts over when staff change (admin)."},
+    {
+        "name": "sla",
+        "description": "Ticket SLA policies: response and resolution targets, business hours.",
+    },
+    {"name": "reports", "description": "Figures over time, e.g. SLA compliance."},
     {"name": "api-keys", "description": "Keys and their scopes (admin)."},
     {"name": "audit", "description": "Who changed what, before and after."},
     {"name": "ops", "description": "Liveness and readiness probes."},
@@ -94,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tickets_router,
         scoring_router,
         jobs_router,
+        sla_policies_router,
+        reports_router,
         alert_rules_router,
         alerts_router,
         owners_router,

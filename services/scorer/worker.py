@@ -21,6 +21,7 @@ from services.scorer.jobs.scoring import (
     run_recompute,
     scheduled_rescore,
 )
+from services.scorer.jobs.sla import CHECK_SLA, check_sla
 from services.scorer.jobs.webhooks import DELIVER_WEBHOOKS, EndpointClients, deliver_webhooks
 from services.scorer.relay import relay_forever
 
@@ -82,9 +83,11 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             func(
                 deliver_webhooks, name=DELIVER_WEBHOOKS, max_tries=5, timeout=DELIVERY_JOB_SECONDS
             ),
+            func(check_sla, name=CHECK_SLA, max_tries=3),
         ],
         "cron_jobs": [
             cron(purge_idempotency_records, minute={7}, run_at_startup=False),
+            cron(check_sla, run_at_startup=False),  # every minute, at second 0
             cron(
                 scheduled_rescore,
                 hour={settings.rescore_hour},

@@ -87,10 +87,17 @@ class TicketRead(ReadModel):
                     "resolution": None,
                     "satisfaction": None,
                     "first_responded_at": None,
-                    "first_response_due_at": "2026-03-02T10:00:00Z",
-                    "resolution_due_at": "2026-03-05T10:00:00Z",
+                    "sla_policy_id": "019ab000-0000-7000-8000-000000000101",
+                    "first_response_due_at": "2026-03-01T14:00:00Z",
+                    "resolution_due_at": "2026-03-02T10:00:00Z",
+                    "first_response_due_soon_at": "2026-03-01T13:12:00Z",
+                    "resolution_due_soon_at": "2026-03-02T05:12:00Z",
+                    "first_response_warned": False,
+                    "resolution_warned": False,
                     "first_response_breached": False,
                     "resolution_breached": False,
+                    "paused_since": None,
+                    "sla_pauses": [],
                     "resolved_at": None,
                     "closed_at": None,
                     "created_at": "2026-03-01T10:00:00Z",
@@ -115,10 +122,46 @@ class TicketRead(ReadModel):
     resolution: str | None
     satisfaction: int | None
     first_responded_at: datetime | None
-    first_response_due_at: datetime | None = Field(description="Set by the SLA policy; read-only.")
-    resolution_due_at: datetime | None = Field(description="Set by the SLA policy; read-only.")
-    first_response_breached: bool = Field(description="Set by SLA checks; read-only.")
-    resolution_breached: bool = Field(description="Set by SLA checks; read-only.")
+    sla_policy_id: uuid.UUID | None = Field(
+        description="The SLA policy that timed the ticket: its channel's, else the default one, "
+        "chosen on creation and again when priority or channel change; null when none applies."
+    )
+    first_response_due_at: datetime | None = Field(
+        description="When the first answer is due under the SLA policy, counting working time "
+        "only and leaving out pauses; read-only."
+    )
+    resolution_due_at: datetime | None = Field(
+        description="When the resolution is due under the SLA policy; read-only."
+    )
+    first_response_due_soon_at: datetime | None = Field(
+        description="When the policy's due-soon share (e.g. 80%) of the first-response target "
+        "has elapsed; read-only."
+    )
+    resolution_due_soon_at: datetime | None = Field(
+        description="When the due-soon share of the resolution target has elapsed; read-only."
+    )
+    first_response_warned: bool = Field(
+        description="The scheduled check announced that the first response is due soon "
+        "(`ticket.sla_due_soon`); read-only."
+    )
+    resolution_warned: bool = Field(
+        description="The scheduled check announced that the resolution is due soon; read-only."
+    )
+    first_response_breached: bool = Field(
+        description="The first response came late, or was still missing at its due time. Once "
+        "set it stays set; read-only."
+    )
+    resolution_breached: bool = Field(
+        description="The resolution came late, or was still missing at its due time. Once set "
+        "it stays set; read-only."
+    )
+    paused_since: datetime | None = Field(
+        description="When the SLA clock stopped because the ticket entered one of its policy's "
+        "pause statuses (e.g. `pending`); null while it runs."
+    )
+    sla_pauses: list[tuple[datetime, datetime]] = Field(
+        description="Finished pauses as `[start, end]` pairs; the due times leave them out."
+    )
     resolved_at: datetime | None
     closed_at: datetime | None
     created_at: datetime

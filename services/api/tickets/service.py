@@ -1,5 +1,6 @@
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select
@@ -8,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api import references
 from services.api.deps import check_if_match
 from services.api.pagination import fetch_page
+from services.api.tickets import clock
 from services.api.tickets.schemas import TicketCreate, TicketRead, TicketUpdate
 from services.core import audit, events
 from services.core.db import load
@@ -73,10 +75,9 @@ async def _check_channel(session: AsyncSession, channel_id: uuid.UUID | None) ->
         raise _not_found("channel_id", "channel")
 
 
-def _stamp_status(ticket: Ticket, status: TicketStatus) -> None:
+def _stamp_status(ticket: Ticket, status: TicketStatus, now: datetime) -> None:
     """Resolving stamps resolved_at, closing also closed_at (first time only); reopening
     clears both."""
-    now = func.now()
     if status in DONE:
         ticket.resolved_at = ticket.resolved_at or now
     else:
@@ -96,9 +97,18 @@ async def create(session: AsyncSession, actor: audit.Actor, data: TicketCreate) 
     if data.customer_id not in channels:
         raise _not_found("customer_id", "customer")
     await _check_channel(session, data.channel_id)
-    ticket = Ticket(**data.model_dump())
+    now = await clock.now(session)
+    ticket = Ticket(**data.model_dump(), created_at=now)
     ticket.channel_id = data.channel_id or channels[data.customer_id]
-    _stamp_status(ticket, data.status)
+    ticket.first_response_warned = ticket.resolution_warned = False
+    _stamp_status(ticket, data.status, now)
+    change = clock.Change(
+        reassign=True,
+        status_changed=True,
+        responded=data.first_responded_at is not None,
+        resolved=ticket.resolved_at is not None,
+    )
+    await clock.track(session, ticket, change, now)
     session.add(ticket)
     await session.flush()
     await session.refresh(ticket)
@@ -119,11 +129,20 @@ async def update(
     before = snapshot(ticket)
     changes = data.model_dump(exclude_unset=True)
     await _check_channel(session, changes.get("channel_id"))
+    now = await clock.now(session)
+    was_resolved = ticket.resolved_at is not None
     status = changes.get("status")
     if status is not None and status != ticket.status:
-        _stamp_status(ticket, status)
+        _stamp_status(ticket, status, now)
+    change = clock.Change(
+        reassign=_changes(ticket, changes, "priority") or _changes(ticket, changes, "channel_id"),
+        status_changed=_changes(ticket, changes, "status"),
+        responded=changes.get("first_responded_at") is not None,
+        resolved=ticket.resolved_at is not None and not was_resolved,
+    )
     for name, value in changes.items():
         setattr(ticket, name, value)
+    await clock.track(session, ticket, change, now)
     ticket.version += 1
     ticket.updated_at = func.now()
     await session.flush()
@@ -131,6 +150,10 @@ async def update(
     await _emitted(session, ticket, events.TICKETS_CHANGED, "updated")
     await audit.record(session, actor, "update", RESOURCE, ticket.id, before, snapshot(ticket))
     return ticket
+
+
+def _changes(ticket: Ticket, changes: dict[str, Any], name: str) -> bool:
+    return name in changes and changes[name] != getattr(ticket, name)
 
 
 async def delete_(session: AsyncSession, actor: audit.Actor, ticket_id: uuid.UUID) -> None:

@@ -18,6 +18,7 @@ from services.core.models.health import (
 from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.interactions import Interaction
 from services.core.models.jobs import Job
+from services.core.models.sla import SlaPolicy
 from services.core.models.tickets import Ticket
 from services.core.models.webhooks import (
     DeliveryStatus,
@@ -49,6 +50,7 @@ __all__ = [
     "LifecycleMove",
     "OutboxEvent",
     "ScoringProfile",
+    "SlaPolicy",
     "Ticket",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -15,6 +15,12 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "`data`: alert_id, rule_id, subject, severity, reason, owner, due_at.",
     "alert.updated": "An open alert fired again, or its status, owner or notes changed.",
     "alert.resolved": "An alert was resolved, by a person or because its condition cleared.",
+    "ticket.sla_due_soon": "An open ticket used up the due-soon share (e.g. 80%) of its "
+    "first-response or resolution target, counted in working time without pauses. `data`: "
+    "ticket_id, customer_id, channel_id, target (`first_response` or `resolution`), due_at, "
+    "priority, assignee, link.",
+    "ticket.sla_breached": "An open ticket passed its first-response or resolution due time "
+    "without the answer. `data` as for `ticket.sla_due_soon`.",
     "webhook.endpoint.disabled": "This endpoint was disabled after failing every delivery for "
     "too long, or answering 410 Gone; sent to the other endpoints that subscribe to it.",
     "webhook.test": "Sent by `POST /v1/webhooks/{id}/test` to that endpoint only.",
