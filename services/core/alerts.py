@@ -167,3 +167,21 @@ def _reason(
         "params": params.model_dump(),
         "band": str(subjects.band[k]),
     } | values
+
+
+def event_data(alert: Any) -> dict[str, Any]:
+    """The `data` of every `alert.*` webhook, from an alert row or its read model, whichever
+    produced the event (the scorer opening and resolving, or a person acting in the API)."""
+    return {
+        "alert_id": str(alert.id),
+        "rule_id": str(alert.rule_id),
+        "rule_name": alert.rule_name,
+        "subject": str(alert.subject),
+        "subject_id": str(alert.subject_id),
+        "severity": str(alert.severity),
+        "status": str(alert.status),
+        "reason": alert.reason,
+        "owner": alert.owner,
+        "due_at": alert.due_at.isoformat(),
+        "link": f"/v1/alerts/{alert.id}",
+    }

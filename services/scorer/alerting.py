@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.alerts import Subjects, evaluate
+from services.core.alerts import Subjects, evaluate, event_data
 from services.core.models.enums import AlertKind, AlertSubject
 from services.core.webhooks.publish import publish, subscribed
 
@@ -75,13 +75,13 @@ WITH fired AS (
       SELECT 1 FROM eligible e WHERE e.rule_id = a.rule_id AND e.subject_id = a.subject_id)
   RETURNING a.*
 )
-SELECT 'alert.opened' AS event, o.id, o.rule_id, o.subject, o.subject_id, o.severity,
-  o.status, o.reason, o.owner, o.due_at
-FROM opened o WHERE o.is_new
+SELECT 'alert.opened' AS event, o.id, o.rule_id, rule.name AS rule_name, o.subject,
+  o.subject_id, o.severity, o.status, o.reason, o.owner, o.due_at
+FROM opened o JOIN alert_rules rule ON rule.id = o.rule_id WHERE o.is_new
 UNION ALL
-SELECT 'alert.resolved', r.id, r.rule_id, r.subject, r.subject_id, r.severity, r.status,
-  r.reason, r.owner, r.due_at
-FROM resolved r
+SELECT 'alert.resolved', r.id, r.rule_id, rule.name, r.subject, r.subject_id, r.severity,
+  r.status, r.reason, r.owner, r.due_at
+FROM resolved r JOIN alert_rules rule ON rule.id = r.rule_id
 """)
 
 
@@ -129,22 +129,6 @@ async def apply_rules(
 async def _announce(session: AsyncSession, changes: Sequence[Row[Any]]) -> None:
     wanted = await subscribed(session, "alert.opened", "alert.resolved") if changes else set()
     for event in sorted(wanted):
-        events = [(c.subject_id, alert_data(c)) for c in changes if c.event == event]
+        events = [(c.subject_id, event_data(c)) for c in changes if c.event == event]
         if events:
             await publish(session, event, events)
-
-
-def alert_data(alert: Any) -> dict[str, Any]:
-    """What an alert webhook carries."""
-    return {
-        "alert_id": str(alert.id),
-        "rule_id": str(alert.rule_id),
-        "subject": alert.subject,
-        "subject_id": str(alert.subject_id),
-        "severity": alert.severity,
-        "status": alert.status,
-        "reason": alert.reason,
-        "owner": alert.owner,
-        "due_at": alert.due_at.isoformat(),
-        "link": f"/v1/alerts/{alert.id}",
-    }

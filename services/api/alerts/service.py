@@ -24,7 +24,7 @@ from services.api.alerts.schemas import (
 from services.api.deps import check_if_match
 from services.api.pagination import SortColumn, fetch_page, fetch_rows
 from services.core import audit
-from services.core.alerts import applies_to, parse_params
+from services.core.alerts import applies_to, event_data, parse_params
 from services.core.db import load
 from services.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from services.core.models import Alert, AlertNote, AlertRule, Channel, Customer
@@ -38,17 +38,6 @@ OWNER = "owner"
 
 ALERT_UPDATED = "alert.updated"
 ALERT_RESOLVED = "alert.resolved"
-WEBHOOK_FIELDS = (
-    "rule_id",
-    "rule_name",
-    "subject",
-    "subject_id",
-    "severity",
-    "status",
-    "reason",
-    "owner",
-    "due_at",
-)
 
 
 @dataclass
@@ -264,18 +253,6 @@ async def _rule_name(session: AsyncSession, alert: Alert) -> str:
     return name
 
 
-def webhook_data(alert: AlertRead) -> dict[str, Any]:
-    """The `data` of `alert.*` events: the fields the scorer sends with `alert.opened` and
-    `alert.resolved`, written the same way (`due_at` in `isoformat`), and the rule's name."""
-    dumped = alert.model_dump(mode="json")
-    return {
-        "alert_id": dumped["id"],
-        **{name: dumped[name] for name in WEBHOOK_FIELDS},
-        "due_at": alert.due_at.isoformat(),
-        "link": f"/v1/alerts/{alert.id}",
-    }
-
-
 def _requires(*statuses: AlertStatus) -> Callable[[Alert, str], None]:
     def check(alert: Alert, verb: str) -> None:
         if alert.status not in statuses:
@@ -326,7 +303,7 @@ async def _change(
         before.model_dump(mode="json"),
         after.model_dump(mode="json") | ({"note": note} if note is not None else {}),
     )
-    await publish(session, event, [(alert.subject_id, webhook_data(after))])
+    await publish(session, event, [(alert.subject_id, event_data(after))])
     return await _detail(session, after)
 
 
@@ -420,7 +397,7 @@ async def add_note(
         session, actor, "note", ALERT, alert.id, None, created.model_dump(mode="json")
     )
     await publish(
-        session, ALERT_UPDATED, [(alert.subject_id, webhook_data(AlertRead.of(alert, rule_name)))]
+        session, ALERT_UPDATED, [(alert.subject_id, event_data(AlertRead.of(alert, rule_name)))]
     )
     return created
 
@@ -511,7 +488,7 @@ async def reassign(
     channels = await _move_channels(session, data) if "channels" in include else 0
     alerts = await _move_alerts(session, data) if "alerts" in include else []
     moved = OwnerReassigned(customers=customers, channels=channels, alerts=len(alerts))
-    await publish(session, ALERT_UPDATED, [(a.subject_id, webhook_data(a)) for a in alerts])
+    await publish(session, ALERT_UPDATED, [(a.subject_id, event_data(a)) for a in alerts])
     await audit.record(
         session,
         actor,
