@@ -185,11 +185,12 @@ def test_more_complaints_never_raise_the_score() -> None:
 
 def test_customer_with_no_data_gets_the_documented_score() -> None:
     result = score(Features.unknown(3), DEFAULT_PROFILE)
-    # cadence and monetary trend weigh 0: support 15 + satisfaction 0.5 x 10
-    np.testing.assert_array_equal(result.score, [20.0, 20.0, 20.0])
+    # cadence 0.5 x 15 + monetary trend (weighs 0) + support 15 + satisfaction 0.5 x 10
+    np.testing.assert_array_equal(result.score, [27.5, 27.5, 27.5])
     assert result.band.tolist() == ["red"] * 3
     assert result.contributions["support"].tolist() == [15.0] * 3
     assert result.contributions["satisfaction"].tolist() == [5.0] * 3
+    assert result.contributions["cadence"].tolist() == [7.5] * 3
     assert result.contributions["recency"].tolist() == [0.0] * 3
 
     profile = ScoringProfile.model_validate(
@@ -207,8 +208,9 @@ def test_customer_with_no_data_gets_the_documented_score() -> None:
 
 def test_recency_falls_back_to_interaction_when_never_ordered() -> None:
     never_ordered = score(one(days_since_interaction=1), DEFAULT_PROFILE)
-    assert never_ordered.contributions["recency"][0] == 10.0  # the whole recency weight
-    ordered_long_ago = score(one(days_since_order=400, days_since_interaction=1), DEFAULT_PROFILE)
+    whole_weight = 100 * DEFAULT_PROFILE.weights.normalised()["recency"]
+    assert never_ordered.contributions["recency"][0] == pytest.approx(whole_weight)
+    ordered_long_ago = score(one(days_since_order=600, days_since_interaction=1), DEFAULT_PROFILE)
     assert ordered_long_ago.contributions["recency"][0] == 0.0
 
 
@@ -216,8 +218,8 @@ def test_recency_falls_back_to_interaction_when_never_ordered() -> None:
 def test_ideal_customer_scores_100(profile: ScoringProfile) -> None:
     result = score(
         one(
-            days_since_order=2,
-            days_since_interaction=1,
+            days_since_order=0,
+            days_since_interaction=0,
             days_since_first_order=700,
             orders_total=40,
             orders_90d=5,
@@ -378,7 +380,10 @@ def test_weights_are_relative() -> None:
         score(features, doubled).score, score(features, DEFAULT_PROFILE).score
     )
     only_recency = ScoringProfile.model_validate(
-        {"weights": dict.fromkeys(FACTORS, 0) | {"recency": 1}}
+        {
+            "weights": dict.fromkeys(FACTORS, 0) | {"recency": 1},
+            "recency": {"good_days": 30, "bad_days": 180},
+        }
     )
     result = score(one(days_since_order=105), only_recency)
     assert result.score[0] == 50.0
@@ -405,10 +410,10 @@ def test_profile_errors_name_the_field() -> None:
     assert error_locations({"weights": dict.fromkeys(FACTORS, 0)}) == [("weights",)]
     assert error_locations({"bands": {"green": 40, "yellow": 60}}) == [("bands",)]
     assert error_locations({"bands": {"green": 120}}) == [("bands", "green")]
-    assert error_locations({"recency": {"good_days": 200}}) == [("recency",)]
+    assert error_locations({"recency": {"good_days": 600}}) == [("recency",)]
     assert error_locations({"satisfaction": {"poor": 4.8}}) == [("satisfaction",)]
     assert error_locations({"monetary_trend": {"zero_at_ratio": 1.2}}) == [("monetary_trend",)]
-    assert error_locations({"cadence": {"on_rhythm_ratio": 5}}) == [("cadence",)]
+    assert error_locations({"cadence": {"on_rhythm_ratio": 9}}) == [("cadence",)]
     assert error_locations({"cadence": {"min_interval_days": 0}}) == [
         ("cadence", "min_interval_days")
     ]

@@ -6,7 +6,7 @@ which makes the same silence more overdue and lowers cadence. Unknowns: counts g
 count as 0; no order and no interaction scores no recency points; no revenue in either window,
 no rating and fewer than two orders (no rhythm) take the profile's neutral values; unknown
 tenure counts as new. A customer with no data at all therefore scores `100 x (w_cadence x 0.5 +
-w_monetary_trend x 0.5 + w_support x 1 + w_satisfaction x 0.5)`: 20.0, red, under the default
+w_monetary_trend x 0.5 + w_support x 1 + w_satisfaction x 0.5)`: 27.5, red, under the default
 profile (support counts as no burden, cadence, trend and satisfaction as neutral).
 """
 

@@ -25,15 +25,15 @@ class _Weights(_Part):
 
 
 # The order-based weights (recency, frequency, cadence, monetary trend, tenure: 0.65 together)
-# and their thresholds are the pick of `python -m bench.profile_search` on the CDNOW back-test;
-# cadence added nothing measurable there, so it starts at 0 for a deployment to raise.
+# and their thresholds are the pick of `python -m bench.profile_search` on the CDNOW back-test,
+# which sees only data from before its cut-off.
 class FactorWeights(_Weights):
     """Relative weight of each factor; normalised to sum 1, so only the ratios matter."""
 
-    recency: float = Field(default=0.10, ge=0, description="Days since the last order.")
-    frequency: float = Field(default=0.50, ge=0, description="Orders in the last 90 and 365 days.")
+    recency: float = Field(default=0.15, ge=0, description="Days since the last order.")
+    frequency: float = Field(default=0.25, ge=0, description="Orders in the last 90 and 365 days.")
     cadence: float = Field(
-        default=0.0,
+        default=0.15,
         ge=0,
         description="How overdue the next order is against the customer's own mean interval.",
     )
@@ -50,7 +50,7 @@ class FactorWeights(_Weights):
         default=0.10, ge=0, description="Latest rating and its drop against the earlier average."
     )
     tenure: float = Field(
-        default=0.05,
+        default=0.10,
         ge=0,
         description="How long the customer was active: first seen to last interaction.",
     )
@@ -61,10 +61,10 @@ FACTORS: tuple[str, ...] = tuple(FactorWeights.model_fields)
 
 class Recency(_Part):
     good_days: float = Field(
-        default=30, ge=0, description="An order this recent (or more) earns full recency points."
+        default=0, ge=0, description="An order this recent (or more) earns full recency points."
     )
     bad_days: float = Field(
-        default=180, gt=0, description="No order for this many days earns no recency points."
+        default=540, gt=0, description="No order for this many days earns no recency points."
     )
 
     @model_validator(mode="after")
@@ -79,7 +79,7 @@ class Frequency(_Part):
         default=3, gt=0, description="Orders in 90 days that earn the 90-day half in full."
     )
     target_orders_365d: float = Field(
-        default=12, gt=0, description="Orders in 365 days that earn the 365-day half in full."
+        default=4, gt=0, description="Orders in 365 days that earn the 365-day half in full."
     )
 
 
@@ -93,15 +93,15 @@ class Cadence(_Part):
         description="An overdue ratio at or below this scores 1: the next order is not late yet.",
     )
     overdue_ratio: float = Field(
-        default=4.0, gt=0, description="An overdue ratio at or above this scores 0."
+        default=8.0, gt=0, description="An overdue ratio at or above this scores 0."
     )
     typical_interval_days: float = Field(
-        default=30,
+        default=60,
         gt=0,
         description="A typical interval between orders, the prior for a customer's own mean.",
     )
     typical_weight: float = Field(
-        default=1,
+        default=2,
         ge=0,
         description="How many intervals the typical one counts as in the mean: it dominates a "
         "customer with few orders and fades with many; 0 uses the customer's own mean only.",
