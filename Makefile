@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.alert_latency --workers 2
 	$(BIN)/python -m bench.backtest
 	$(BIN)/python -m bench.rescore
 
