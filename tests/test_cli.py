@@ -7,7 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -145,7 +147,16 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_run_boots_on_embedded_servers_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A directory outside pytest's shared base: another pytest run on the machine resets that
+    base to mode 0700, which would lock the embedded PostgreSQL's user out of its data."""
+    with tempfile.TemporaryDirectory(prefix="retention-run-") as path:
+        yield Path(path)
+
+
+def test_run_boots_on_embedded_servers_and_stops_cleanly_on_sigint(private_dir: Path) -> None:
+    tmp_path = private_dir
     data, port = tmp_path / "data", _free_port()
     env = _env(RETENTION_DATA_DIR=str(data), RETENTION_PORT=str(port), RETENTION_HOST="127.0.0.1")
     log = tmp_path / "run.log"
