@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python -m bench.alert_latency --workers 2
 	$(BIN)/python -m bench.backtest
 	$(BIN)/python -m bench.rescore
+	$(BIN)/python -m bench.import
 
 # Re-pin every transitive dependency after changing pyproject.toml.
 lock:

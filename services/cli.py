@@ -1,15 +1,29 @@
-"""`retention`: serve the API, run the worker, migrate, manage API keys, load demo data, run it all."""
+"""`retention`: serve the API, run the worker, migrate, manage API keys, import history, load demo
+data, run it all."""
 
 import asyncio
 import logging.config
+import time
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, NoReturn
 
+import asyncpg
 import typer
 import uvicorn
 from arq.logs import default_log_config
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy import text
 
 from services.core import demo as demo_data
@@ -17,7 +31,18 @@ from services.core import migrations
 from services.core.api_keys import create_api_key
 from services.core.config import Settings, get_settings
 from services.core.db import create_engine, create_sessionmaker, session_scope
+from services.core.errors import DomainError
+from services.core.imports import runs as import_runs
+from services.core.imports.reader import Position
+from services.core.imports.service import (
+    DEFAULT_BATCH_SIZE,
+    ImportFormat,
+    ImportOptions,
+    ImportResult,
+    import_file,
+)
 from services.core.models.enums import Scope
+from services.core.models.imports import ImportKind
 
 app = typer.Typer(
     help="retention-service: customer and channel health, alerts and webhooks.",
@@ -176,6 +201,141 @@ def demo() -> None:
         f"Demo data: inserted {result.channels} channels, {result.customers} customers, "
         f"{result.tickets} tickets, {result.interactions} interactions."
     )
+
+
+EXIT_ROWS_FAILED = 2
+EXIT_INTERRUPTED = 130
+IMPORT_HELP = (
+    'Import history from CSV or NDJSON (columns: README, "Importing history").\n\n'
+    "Rows that fail go to FILE.errors.csv (file, line, field, reason); every other row is "
+    "imported, a batch at a time. Run the same command again to resume an interrupted import."
+    "\n\nExit status: 0 when every row was imported or already stored, 2 when some rows failed, "
+    "1 when the file or the database could not be used, 130 when interrupted."
+)
+
+
+class _ImportProgress:
+    """A progress bar on stderr: bytes committed for the bar and the ETA, rows/s beside it."""
+
+    def __init__(self, kind: ImportKind) -> None:
+        self.kind = kind
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>9,.0f} rows/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        self.task: TaskID | None = None
+        self.rows = 0
+        self.line = 0
+        self.clock = time.monotonic()
+
+    def started(self, run: import_runs.Run, size: int, start: Position) -> None:
+        if run.resumed:
+            err.print(f"Resuming the import after line {run.committed.line:,}.")
+        self.line = start.line
+        self.clock = time.monotonic()
+        self.bar.start()
+        self.task = self.bar.add_task(
+            f"importing {self.kind}", total=max(size, 1), completed=start.offset, rows=0, rate=0.0
+        )
+
+    def committed(self, batch: import_runs.Progress) -> None:
+        self.rows += batch.rows
+        self.line = batch.end.line
+        rate = self.rows / max(time.monotonic() - self.clock, 1e-6)
+        if self.task is not None:
+            self.bar.update(self.task, completed=batch.end.offset, rows=self.rows, rate=rate)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("not an ISO 8601 time", param_hint="--as-of") from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter("needs a time zone (Z or +08:00)", param_hint="--as-of")
+    return parsed
+
+
+def _print_import(result: ImportResult, file: Path, rows_now: int, seconds: float) -> None:
+    """The counts of the whole run; the rate of this attempt alone."""
+    rate = rows_now / seconds if seconds > 0 else 0.0
+    head = f"{escape(str(file))}: {result.rows:,} rows"
+    if result.resumed_after_line is not None:
+        head += f" ({rows_now:,} after line {result.resumed_after_line:,}, where it resumed)"
+    out.print(f"{head} in {seconds:,.1f} s ({rate:,.0f} rows/s)")
+    out.print(
+        f"  imported {result.imported:,}   skipped as duplicate {result.duplicates:,}   "
+        f"failed {result.failed:,}"
+    )
+    if result.report is not None:
+        out.print(f"  error report: {escape(str(result.report))}")
+    if result.recompute_job_id is not None:
+        out.print(
+            f"  recompute job {result.recompute_job_id} queued: GET /v1/jobs/{result.recompute_job_id}"
+        )
+
+
+@app.command("import", help=IMPORT_HELP)
+def import_(
+    kind: Annotated[ImportKind, typer.Argument(help="What the file holds.")],
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="A CSV or NDJSON file."),
+    ],
+    format_: Annotated[
+        ImportFormat | None,
+        typer.Option("--format", help="Default: from the extension (.csv, .ndjson, .jsonl)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Rows per transaction.")
+    ] = DEFAULT_BATCH_SIZE,
+    recompute: Annotated[
+        bool,
+        typer.Option(help="Queue a recompute of the customers written, once the import ends."),
+    ] = True,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="ISO 8601 time with a zone the recompute scores as of. Default: now."),
+    ] = None,
+) -> None:
+    """Import history from CSV or NDJSON (the help shown is IMPORT_HELP)."""
+    options = ImportOptions(
+        format=format_, batch_size=batch_size, recompute=recompute, as_of=_as_of(as_of)
+    )
+    settings = get_settings()
+    database_url(settings)
+    progress = _ImportProgress(kind)
+    started = time.monotonic()
+    try:
+        result = asyncio.run(import_file(settings, kind, file, options, progress))
+    except KeyboardInterrupt:
+        progress.stop()
+        err.print(
+            f"Interrupted: committed up to line {progress.line:,}. "
+            "Run the same command again to resume."
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except DomainError as exc:
+        progress.stop()
+        fail(str(exc))
+    except (OSError, asyncpg.PostgresError) as exc:
+        progress.stop()
+        fail(f"{type(exc).__name__}: {exc}")
+    progress.stop()
+    _print_import(result, file, progress.rows, time.monotonic() - started)
+    if result.failed:
+        raise typer.Exit(EXIT_ROWS_FAILED)
 
 
 @app.command()

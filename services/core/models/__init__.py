@@ -16,6 +16,7 @@ from services.core.models.health import (
     ScoringProfile,
 )
 from services.core.models.idempotency import IdempotencyRecord
+from services.core.models.imports import ImportRun
 from services.core.models.interactions import Interaction
 from services.core.models.jobs import Job
 from services.core.models.sla import SlaPolicy
@@ -45,6 +46,7 @@ __all__ = [
     "CustomerHealth",
     "CustomerHealthHistory",
     "IdempotencyRecord",
+    "ImportRun",
     "Interaction",
     "Job",
     "LifecycleMove",

@@ -1,0 +1,232 @@
+"""Bulk import of interactions from CSV, end to end, against raw COPY in the same run.
+
+Creates channels and customers by COPY, streams a CSV of interactions to a temporary file,
+then times `retention import interactions FILE` as a subprocess (reading, checking, staging,
+resolving customers, dedup, outbox, checkpoints, the recompute request) while sampling its peak
+memory. Baselines, in the same run: asyncpg `copy_records_to_table` of the same rows, already
+resolved and typed, into a scratch table with the same indexes (`LIKE interactions INCLUDING
+ALL`, which copies no foreign keys), and into one that also has the two foreign keys
+`interactions` has; batch by batch into both, so both grow alike. Target: >= 100,000
+interactions/s, memory flat in file size.
+
+Usage: python -m bench.import [--rows 5000000] [--customers 250000] [--batch-size 50000]
+"""
+
+import argparse
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+import psutil
+import uuid_utils
+
+from bench.harness import ROOT, scratch_database
+from services.core.config import Settings
+from services.core.db import asyncpg_dsn
+
+CHANNELS = 500
+CHUNK = 100_000
+START = datetime(2021, 1, 1, tzinfo=UTC)
+SPAN_SECONDS = 5 * 365 * 86_400
+KINDS = np.array(["order", "visit", "call", "email", "feedback", "complaint", "payment"])
+KIND_P = np.array([0.42, 0.25, 0.1, 0.1, 0.07, 0.03, 0.03])
+SUMMARIES = np.array(
+    ["", "", "", "", "", "", "春季补货 spring restock", "回访 follow-up", "投诉 delay"]
+)
+HEADER = ["external_id", "customer_external_ref", "kind", "occurred_at", "amount", "currency"]
+HEADER += ["satisfaction", "summary"]
+
+Row = tuple[str, int, str, datetime, str, str, str]
+"""external_id, customer number, kind, occurred_at, amount, satisfaction, summary."""
+
+
+def rows(count: int, customers: int) -> Iterator[Row]:
+    """The same rows for the file and for the baseline: in time order, as exports are."""
+    rng = np.random.default_rng(17)
+    step = SPAN_SECONDS / count
+    for offset in range(0, count, CHUNK):
+        n = min(CHUNK, count - offset)
+        who = rng.integers(0, customers, n).tolist()
+        kinds = KINDS[rng.choice(len(KINDS), size=n, p=KIND_P)].tolist()
+        cents = rng.integers(100, 2_000_000, n).tolist()
+        ratings = rng.integers(1, 6, n).tolist()
+        summaries = SUMMARIES[rng.integers(0, len(SUMMARIES), n)].tolist()
+        for i in range(n):
+            number = offset + i
+            kind = kinds[i]
+            amount = (
+                f"{cents[i] // 100}.{cents[i] % 100:02d}" if kind in ("order", "payment") else ""
+            )
+            yield (
+                f"bench-{number}",
+                who[i],
+                kind,
+                START + timedelta(seconds=number * step),
+                amount,
+                str(ratings[i]) if kind == "feedback" else "",
+                summaries[i],
+            )
+
+
+def write_csv(path: Path, count: int, customers: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        out = csv.writer(stream, lineterminator="\n")
+        out.writerow(HEADER)
+        for external_id, who, kind, at, amount, rating, summary in rows(count, customers):
+            currency = "CNY" if amount else ""
+            out.writerow(
+                [external_id, f"C-{who}", kind, at.isoformat(), amount, currency, rating, summary]
+            )
+
+
+async def seed(settings: Settings, customers: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Channels and customers by COPY; each customer's (id, channel id) by number."""
+    conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
+    channels = [uuid.UUID(bytes=uuid_utils.uuid7().bytes) for _ in range(CHANNELS)]
+    await conn.copy_records_to_table(
+        "channels",
+        records=[(c, f"CH-{n}", f"渠道 {n}", "agent") for n, c in enumerate(channels)],
+        columns=["id", "external_ref", "name", "type"],
+    )
+    people = [
+        (uuid.UUID(bytes=uuid_utils.uuid7().bytes), channels[n % CHANNELS])
+        for n in range(customers)
+    ]
+    await conn.copy_records_to_table(
+        "customers",
+        records=[(i, f"C-{n}", f"客户 {n}", c) for n, (i, c) in enumerate(people)],
+        columns=["id", "external_ref", "name", "channel_id"],
+    )
+    await conn.execute("VACUUM ANALYZE channels, customers")
+    await conn.close()
+    return people
+
+
+def run_import(settings: Settings, path: Path, batch_size: int) -> tuple[float, int, str]:
+    """Seconds, peak RSS and output of `retention import interactions` on the file."""
+    env = {**os.environ, "DATABASE_URL": settings.require_database_url()}
+    command = [sys.executable, "-m", "services.cli", "import", "interactions", str(path)]
+    command += ["--batch-size", str(batch_size)]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    watched = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    output = process.stdout.read() if process.stdout else ""
+    if process.returncode != 0:
+        raise RuntimeError(f"retention import exited {process.returncode}:\n{output}")
+    return seconds, peak, output
+
+
+async def baselines(
+    settings: Settings, count: int, people: list[tuple[uuid.UUID, uuid.UUID]], batch_size: int
+) -> tuple[float, float]:
+    """Seconds spent in COPY alone for the same rows, typed and resolved beforehand: into a
+    table with the same indexes, and into one with the foreign keys as well."""
+    conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
+    for table in ("import_baseline", "import_baseline_fk"):
+        await conn.execute(f"CREATE TABLE {table} (LIKE interactions INCLUDING ALL)")
+    await conn.execute(
+        "ALTER TABLE import_baseline_fk ADD FOREIGN KEY (customer_id) REFERENCES customers (id),"
+        " ADD FOREIGN KEY (channel_id) REFERENCES channels (id)"
+    )
+    columns = ["id", "customer_id", "channel_id", "kind", "occurred_at", "amount", "currency"]
+    columns += ["satisfaction", "external_id", "summary"]
+    seconds = {"import_baseline": 0.0, "import_baseline_fk": 0.0}
+    batch: list[tuple[Any, ...]] = []
+
+    async def flush() -> None:
+        for table in seconds:
+            started = time.perf_counter()
+            await conn.copy_records_to_table(table, records=batch, columns=columns)
+            seconds[table] += time.perf_counter() - started
+
+    for external_id, who, kind, at, amount, rating, summary in rows(count, customers=len(people)):
+        customer, channel = people[who]
+        batch.append(
+            (
+                uuid_utils.uuid7(),
+                customer,
+                channel,
+                kind,
+                at,
+                Decimal(amount) if amount else None,
+                "CNY" if amount else None,
+                int(rating) if rating else None,
+                external_id,
+                summary or None,
+            )
+        )
+        if len(batch) >= batch_size:
+            await flush()
+            batch = []
+    if batch:
+        await flush()
+    await conn.close()
+    return seconds["import_baseline"], seconds["import_baseline_fk"]
+
+
+async def stored(settings: Settings) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
+    count = int(await conn.fetchval("SELECT count(*) FROM interactions"))
+    await conn.close()
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--customers", type=int, default=250_000)
+    parser.add_argument("--batch-size", type=int, default=50_000)
+    args = parser.parse_args()
+
+    with scratch_database() as settings, tempfile.TemporaryDirectory() as scratch:
+        people = asyncio.run(seed(settings, args.customers))
+        path = Path(scratch) / "interactions.csv"
+        started = time.perf_counter()
+        write_csv(path, args.rows, args.customers)
+        size = path.stat().st_size
+        print(
+            f"generated {args.rows:,} rows ({size / 2**20:,.0f} MiB) in {time.perf_counter() - started:.0f} s"
+        )
+
+        seconds, peak, output = run_import(settings, path, args.batch_size)
+        print(output.rstrip())
+        count = asyncio.run(stored(settings))
+        assert count == args.rows, f"{count:,} interactions stored of {args.rows:,}"
+        copying, copying_fk = asyncio.run(baselines(settings, args.rows, people, args.batch_size))
+
+    rate = args.rows / seconds
+    raw, raw_fk = args.rows / copying, args.rows / copying_fk
+    print(
+        f"customers: {args.customers:,}  interactions: {args.rows:,}  batch size: {args.batch_size:,}"
+    )
+    print(f"retention import: {seconds:.1f} s, {rate:,.0f} interactions/s (target >= 100,000)")
+    print(f"baseline COPY, same indexes: {copying:.1f} s, {raw:,.0f} rows/s")
+    print(f"baseline COPY, same indexes and foreign keys: {copying_fk:.1f} s, {raw_fk:,.0f} rows/s")
+    print(f"import / baselines: {rate / raw:.1%} / {rate / raw_fk:.1%}")
+    print(f"import peak RSS: {peak / 2**20:,.0f} MiB for a {size / 2**20:,.0f} MiB file")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Bulk import of customers, channels, interactions and tickets from CSV and NDJSON files."""
