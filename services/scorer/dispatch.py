@@ -6,11 +6,8 @@ enqueues the job, so a second worker skips them and a job lost with its worker i
 once the lease runs out. New deliveries NOTIFY on commit, which wakes the dispatcher at once;
 retries falling due are found by polling."""
 
-import asyncio
-import logging
 from collections import defaultdict
 
-import asyncpg
 from arq.connections import ArqRedis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,14 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.core.db import session_scope
 from services.core.webhooks.publish import DELIVERIES_CHANNEL
 from services.scorer.jobs.webhooks import DELIVER_WEBHOOKS
-
-log = logging.getLogger(__name__)
+from services.scorer.wakeup import drain_on_notify
 
 CLAIM_SIZE = 500
 BATCH_SIZE = 50
 """Deliveries per job: one endpoint's requests, CONCURRENCY of them in flight at a time."""
 LEASE_SECONDS = 300
-MAX_BACKOFF_SECONDS = 30.0
 
 _CLAIM = text("""
 WITH due AS MATERIALIZED (
@@ -70,34 +65,12 @@ async def dispatch_forever(
     *,
     poll_seconds: float = 1.0,
 ) -> None:
-    """Dispatch whenever deliveries commit and every `poll_seconds`; errors are logged and
-    retried with backoff, only cancellation ends it."""
-    wake = asyncio.Event()
-    listener: asyncpg.Connection | None = None
-    failures = 0
-    try:
-        while True:
-            try:
-                if listener is None or listener.is_closed():
-                    listener = await asyncpg.connect(dsn)
-                    await listener.add_listener(DELIVERIES_CHANNEL, lambda *_: wake.set())
-                wake.clear()
-                while await dispatch_once(sessionmaker, arq_redis, queue_name) == CLAIM_SIZE:
-                    pass
-                failures = 0
-            except Exception:
-                failures += 1
-                delay = min(poll_seconds * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
-                log.exception("webhook dispatch failed (%d in a row); retrying", failures)
-                if listener is not None:
-                    listener.terminate()
-                    listener = None
-                await asyncio.sleep(delay)
-                continue
-            try:
-                await asyncio.wait_for(wake.wait(), poll_seconds)
-            except TimeoutError:
-                pass
-    finally:
-        if listener is not None:
-            listener.terminate()
+    """Dispatch whenever deliveries commit and every `poll_seconds`; only cancellation ends it."""
+
+    async def drain() -> None:
+        while await dispatch_once(sessionmaker, arq_redis, queue_name) == CLAIM_SIZE:
+            pass
+
+    await drain_on_notify(
+        dsn, DELIVERIES_CHANNEL, drain, poll_seconds=poll_seconds, what="webhook dispatch"
+    )

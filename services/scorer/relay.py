@@ -3,10 +3,8 @@
 Claiming, enqueueing and marking happen in one transaction, so an event is marked relayed only
 once its job is in Redis; `FOR UPDATE SKIP LOCKED` lets several workers relay side by side."""
 
-import asyncio
 import logging
 
-import asyncpg
 from arq.connections import ArqRedis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.core.db import session_scope
 from services.core.events import OUTBOX_CHANNEL
 from services.scorer.jobs.events import PROCESS_EVENTS
+from services.scorer.wakeup import drain_on_notify
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-MAX_BACKOFF_SECONDS = 30.0
 
 # Marked first, enqueued second: a failed enqueue rolls the mark back with the claim.
 CLAIM = text("""
@@ -73,20 +71,6 @@ async def relay_pending(
             return total
 
 
-async def _listen(dsn: str, wake: asyncio.Event) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn)
-    await conn.add_listener(OUTBOX_CHANNEL, lambda *_: wake.set())
-    return conn
-
-
-async def _close(conn: asyncpg.Connection | None) -> None:
-    if conn is not None and not conn.is_closed():
-        try:
-            await asyncio.wait_for(conn.close(), 5)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            conn.terminate()
-
-
 async def relay_forever(
     sessionmaker: async_sessionmaker[AsyncSession],
     arq_redis: ArqRedis,
@@ -97,35 +81,13 @@ async def relay_forever(
     poll_seconds: float = 1.0,
 ) -> None:
     """Drain the outbox whenever a commit NOTIFYs, and every `poll_seconds` in case a wake-up
-    was missed (listener reconnecting). Errors are logged and retried with backoff; only
-    cancellation ends it."""
-    wake = asyncio.Event()
-    listener: asyncpg.Connection | None = None
-    failures = 0
-    try:
-        while True:
-            try:
-                if listener is None or listener.is_closed():
-                    await _close(listener)
-                    listener = None
-                    listener = await _listen(dsn, wake)
-                # cleared before draining: a commit landing meanwhile triggers one more pass
-                wake.clear()
-                relayed = await relay_pending(sessionmaker, arq_redis, queue_name, batch_size)
-                if relayed:
-                    log.debug("relayed %d outbox events", relayed)
-                failures = 0
-            except Exception:
-                failures += 1
-                delay = min(poll_seconds * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
-                log.exception(
-                    "outbox relay failed (%d in a row); retrying in %.1fs", failures, delay
-                )
-                await asyncio.sleep(delay)
-                continue
-            try:
-                await asyncio.wait_for(wake.wait(), poll_seconds)
-            except TimeoutError:
-                pass
-    finally:
-        await _close(listener)
+    was missed; only cancellation ends it."""
+
+    async def drain() -> None:
+        relayed = await relay_pending(sessionmaker, arq_redis, queue_name, batch_size)
+        if relayed:
+            log.debug("relayed %d outbox events", relayed)
+
+    await drain_on_notify(
+        dsn, OUTBOX_CHANNEL, drain, poll_seconds=poll_seconds, what="outbox relay"
+    )
