@@ -22,7 +22,12 @@ from services.scorer.jobs.scoring import (
     scheduled_rescore,
 )
 from services.scorer.jobs.sla import CHECK_SLA, check_sla
-from services.scorer.jobs.webhooks import DELIVER_WEBHOOKS, EndpointClients, deliver_webhooks
+from services.scorer.jobs.webhooks import (
+    DELIVER_WEBHOOKS,
+    DELIVERY_JOB_SECONDS,
+    EndpointClients,
+    deliver_webhooks,
+)
 from services.scorer.relay import relay_forever
 
 log = logging.getLogger(__name__)
@@ -33,7 +38,6 @@ HEALTH_CHECK_SECONDS = 10
 # second; the relay enqueues within milliseconds of a commit (see bench/latency.py).
 POLL_DELAY_SECONDS = 0.05
 LONG_JOB_SECONDS = 3 * 3600
-DELIVERY_JOB_SECONDS = 120
 # Jobs spend most of their time waiting on PostgreSQL or a webhook receiver: arq's default of
 # 10 at a time left the process half idle with jobs queueing behind them (bench/alert_latency.py).
 MAX_JOBS = 32

@@ -26,6 +26,7 @@ from services.core.models import WebhookEndpoint
 from services.core.webhooks.publish import publish
 from services.core.webhooks.signing import new_secret
 from services.scorer.dispatch import dispatch_once
+from services.scorer.jobs import webhooks as webhook_jobs
 from services.scorer.jobs.webhooks import deliver
 from tests.helpers import count_rows
 from tests.receiver import Receiver, closed_port
@@ -473,3 +474,22 @@ async def test_an_oversize_body_is_refused(app: FastAPI, engine: AsyncEngine) ->
     with pytest.raises(ValueError, match="exceeds"):
         await _publish(app.state.sessionmaker, {"notes": "长" * 10_000})
     assert await count_rows(engine, "webhook_messages") == 0
+
+
+async def test_an_evicted_client_closes_only_after_the_job_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(webhook_jobs, "MAX_CLIENTS", 2)
+    monkeypatch.setattr(webhook_jobs, "DELIVERY_JOB_SECONDS", 0.2)
+    clients = webhook_jobs.EndpointClients()
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    evicted = clients.get(first)
+    kept = clients.get(second)
+    clients.get(third)  # evicts the least recently used: the first
+    assert not evicted.is_closed  # a job may still be sending through it
+    assert clients.get(second) is kept
+    await asyncio.sleep(0.4)
+    assert evicted.is_closed
+    assert clients.get(first) is not evicted
+    await clients.aclose()
+    assert kept.is_closed

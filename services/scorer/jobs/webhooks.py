@@ -25,6 +25,8 @@ DELIVER_WEBHOOKS = "deliver_webhooks"
 CONCURRENCY = 10
 """Requests in flight to one endpoint at a time."""
 MAX_CLIENTS = 200
+DELIVERY_JOB_SECONDS = 120
+"""arq's time limit for one `deliver_webhooks` job."""
 
 
 class EndpointClients:
@@ -35,13 +37,13 @@ class EndpointClients:
 
     def __init__(self) -> None:
         self._clients: dict[uuid.UUID, httpx.AsyncClient] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def get(self, endpoint_id: uuid.UUID) -> httpx.AsyncClient:
         client = self._clients.pop(endpoint_id, None)
         if client is None:
             if len(self._clients) >= MAX_CLIENTS:  # the least recently used goes
-                oldest = next(iter(self._clients))
-                asyncio.get_running_loop().create_task(self._clients.pop(oldest).aclose())
+                self._retire(self._clients.pop(next(iter(self._clients))))
             limits = httpx.Limits(
                 max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY
             )
@@ -51,8 +53,21 @@ class EndpointClients:
         self._clients[endpoint_id] = client
         return client
 
+    def _retire(self, client: httpx.AsyncClient) -> None:
+        """Close an evicted client once any job still sending through it has timed out."""
+
+        async def close_later() -> None:
+            await asyncio.sleep(DELIVERY_JOB_SECONDS)
+            await client.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
+        for task in list(self._retiring):
+            task.cancel()
         for client in clients:
             await client.aclose()
 
