@@ -13,6 +13,7 @@ from services.api.audit.router import router as audit_router
 from services.api.auth import KeyCache
 from services.api.channels.router import router as channels_router
 from services.api.customers.router import router as customers_router
+from services.api.imports.router import router as imports_router
 from services.api.interactions.router import router as interactions_router
 from services.api.jobs.router import router as jobs_router
 from services.api.ops.router import router as ops_router
@@ -42,6 +43,10 @@ TAGS = [
     {"name": "tickets", "description": "Service cases with priority, status and SLA times."},
     {"name": "scoring", "description": "The scoring profile, and recomputing scores as of a time."},
     {"name": "jobs", "description": "Long-running requests such as recomputes: status, progress."},
+    {
+        "name": "imports",
+        "description": "Bulk import of CSV or NDJSON files as jobs, and their error reports.",
+    },
     {
         "name": "webhooks",
         "description": "Signed event deliveries to your endpoints: subscriptions, secrets, "
@@ -100,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tickets_router,
         scoring_router,
         jobs_router,
+        imports_router,
         sla_policies_router,
         reports_router,
         alert_rules_router,

@@ -21,6 +21,15 @@ class Settings(BaseSettings):
         description="Redis URL; unset means `retention run` starts an embedded one.",
     )
     data_dir: Path = Field(default=Path(".data"), description="Where embedded servers keep data.")
+    import_dir: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "imports",
+        description="Where files uploaded to `POST /v1/imports` are kept for the worker, with "
+        "their error reports; default `<data_dir>/imports`. The API and every worker must see "
+        "the same directory (a shared volume when they run on different machines).",
+    )
+    import_max_bytes: int = Field(
+        default=2 * 1024**3, gt=0, description="The largest file `POST /v1/imports` accepts."
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     default_currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")

@@ -13,6 +13,8 @@ from services.core.config import Settings
 from services.core.db import asyncpg_dsn, create_engine, create_sessionmaker
 from services.scorer.dispatch import dispatch_forever
 from services.scorer.jobs.events import MAX_TRIES, process_events
+from services.scorer.jobs.imports import MAX_TRIES as IMPORT_MAX_TRIES
+from services.scorer.jobs.imports import RUN_IMPORT, run_import
 from services.scorer.jobs.maintenance import purge_idempotency_records
 from services.scorer.jobs.scoring import (
     RESCORE_TOUCHED_CHANNELS,
@@ -83,6 +85,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             purge_idempotency_records,
             func(process_events, max_tries=MAX_TRIES),
             func(run_recompute, name=RUN_RECOMPUTE, timeout=LONG_JOB_SECONDS, max_tries=3),
+            func(run_import, name=RUN_IMPORT, timeout=LONG_JOB_SECONDS, max_tries=IMPORT_MAX_TRIES),
             func(rescore_touched_channels, name=RESCORE_TOUCHED_CHANNELS, max_tries=5),
             func(
                 deliver_webhooks, name=DELIVER_WEBHOOKS, max_tries=5, timeout=DELIVERY_JOB_SECONDS

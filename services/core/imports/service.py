@@ -7,6 +7,7 @@ and they commit strictly in file order, so the checkpoint always marks a prefix 
 """
 
 import asyncio
+import csv
 import gc
 import uuid
 from collections.abc import Callable, Iterator
@@ -85,6 +86,8 @@ class ImportOptions:
     as_of: datetime | None = None
     """When the recompute after the import scores as of; now when unset."""
     parallel: int = PARALLEL_BATCHES
+    source_name: str | None = None
+    """What the error report's `file` column calls the file; the path as given when unset."""
 
 
 class Observer(Protocol):
@@ -168,12 +171,18 @@ def _open_source(
             return csv_reader, lambda cells: formats.parse_cells(header, cells), end
         ndjson_reader = NdjsonReader(path)
         first = ndjson_reader.first()
-    except ValueError as exc:
+    except (ValueError, csv.Error) as exc:
         raise InvalidInput(f"{path.name}: {exc}.") from None
     if not isinstance(first, dict):
         raise InvalidInput(f"{path.name}: the first line is not a JSON object.")
     formats.check_keys(schema, first)
     return ndjson_reader, lambda value: formats.parse_object(schema, value), Position()
+
+
+def check_source(kind: ImportKind, path: Path, format_: ImportFormat) -> None:
+    """Refuse a file whose header (for NDJSON, first object) does not fit `kind`, as
+    `import_file` would, without touching the database."""
+    _open_source(formats.SCHEMAS[kind], path, format_)
 
 
 def _prepare(
@@ -252,7 +261,11 @@ async def import_file(
         run = await runs.open_run(conn, kind, file, format_.value)
         resumed_after = run.committed.line if run.resumed else None
         start = run.committed if run.committed.offset > records_start.offset else records_start
-        report = ErrorReport(report_path(path), str(path), run.report_size if run.resumed else None)
+        report = ErrorReport(
+            report_path(path),
+            options.source_name or str(path),
+            run.report_size if run.resumed else None,
+        )
         if observer is not None:
             observer.started(run, file.size, start)
         extra = [await _connect(settings, loader) for _ in range(parallel - 1)]

@@ -10,6 +10,9 @@ from arq import Retry
 from sqlalchemy import text
 
 from services.core import events
+from services.core.imports import uploads
+from services.core.imports.runs import RECOMPUTE
+from services.scorer.jobs.imports import RUN_IMPORT
 from services.scorer.jobs.scoring import RUN_RECOMPUTE, rescore_customers
 
 log = logging.getLogger(__name__)
@@ -18,10 +21,16 @@ PROCESS_EVENTS = "process_events"
 MAX_TRIES = 8
 
 _JOBS = text("""
-SELECT DISTINCT j AS job_id
+SELECT DISTINCT j AS job_id, e.payload->>'kind' AS kind
 FROM outbox_events e, jsonb_array_elements_text(e.payload->'ids') AS j
 WHERE e.id = ANY(:ids) AND e.type = :type
 """)
+
+JOB_FUNCTIONS = {
+    RECOMPUTE: RUN_RECOMPUTE,
+    uploads.JOB_KIND: RUN_IMPORT,
+}
+"""The arq function that runs each kind of requested job."""
 
 _CUSTOMERS = text("""
 SELECT count(DISTINCT e.id) AS events,
@@ -32,11 +41,15 @@ WHERE e.id = ANY(:ids)
 """)
 
 
-async def start_job(ctx: dict[str, Any], job_id: str) -> None:
+async def start_job(ctx: dict[str, Any], job_id: str, kind: str | None = None) -> None:
     """Enqueue a requested job under an id of its own, so a redelivered event starts it once."""
+    function = JOB_FUNCTIONS.get(kind or RECOMPUTE)
+    if function is None:
+        log.error("job %s has a kind no worker function runs: %s", job_id, kind)
+        return
     queue = ctx["settings"].queue_name
     await ctx["redis"].enqueue_job(
-        RUN_RECOMPUTE, job_id, _job_id=f"{queue}:job:{job_id}", _queue_name=queue
+        function, job_id, _job_id=f"{queue}:job:{job_id}", _queue_name=queue
     )
 
 
@@ -51,9 +64,9 @@ async def process_events(ctx: dict[str, Any], event_ids: list[int]) -> dict[str,
         async with ctx["sessionmaker"]() as session:
             row = (await session.execute(_CUSTOMERS, {"ids": event_ids})).one()
             params = {"ids": event_ids, "type": events.JOBS_REQUESTED}
-            job_ids = list((await session.scalars(_JOBS, params)).all())
-        for job_id in job_ids:
-            await start_job(ctx, job_id)
+            jobs = (await session.execute(_JOBS, params)).all()
+        for job in jobs:
+            await start_job(ctx, job.job_id, job.kind)
         customer_ids = sorted(uuid.UUID(c) for c in row.customer_ids)
         rescored = await rescore_customers(ctx, customer_ids) if customer_ids else 0
     except Exception as exc:
