@@ -2,8 +2,10 @@
 Redis key space of its own; tables are emptied before each test."""
 
 import asyncio
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -156,3 +158,11 @@ async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as anon:
         yield anon
+
+
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A directory outside pytest's shared base for embedded servers' data: another pytest run
+    on the machine resets that base to mode 0700, locking the embedded PostgreSQL's user out."""
+    with tempfile.TemporaryDirectory(prefix="retention-test-") as path:
+        yield Path(path)

@@ -7,9 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -145,14 +143,6 @@ def _gone(pid: int) -> bool:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
-
-
-@pytest.fixture
-def private_dir() -> Iterator[Path]:
-    """A directory outside pytest's shared base: another pytest run on the machine resets that
-    base to mode 0700, which would lock the embedded PostgreSQL's user out of its data."""
-    with tempfile.TemporaryDirectory(prefix="retention-run-") as path:
-        yield Path(path)
 
 
 def test_run_boots_on_embedded_servers_and_stops_cleanly_on_sigint(private_dir: Path) -> None:

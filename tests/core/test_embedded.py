@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.core.embedded import start_postgres, start_redis
 
 
-async def test_data_survives_restart(tmp_path: Path) -> None:
-    pg, rd = start_postgres(tmp_path), start_redis(tmp_path)
+async def test_data_survives_restart(private_dir: Path) -> None:
+    pg, rd = start_postgres(private_dir), start_redis(private_dir)
     try:
         conn = await asyncpg.connect(pg.url.replace("+asyncpg", ""))
         await conn.execute("CREATE TABLE kept (v text)")
@@ -25,7 +25,7 @@ async def test_data_survives_restart(tmp_path: Path) -> None:
     pg.stop()
     rd.stop()
 
-    pg, rd = start_postgres(tmp_path), start_redis(tmp_path)
+    pg, rd = start_postgres(private_dir), start_redis(private_dir)
     try:
         engine = create_async_engine(pg.url)
         async with engine.connect() as sa_conn:
@@ -39,10 +39,10 @@ async def test_data_survives_restart(tmp_path: Path) -> None:
         rd.stop()
 
 
-async def test_start_reuses_servers_left_running(tmp_path: Path) -> None:
-    first_pg, first_rd = start_postgres(tmp_path, "other"), start_redis(tmp_path)
+async def test_start_reuses_servers_left_running(private_dir: Path) -> None:
+    first_pg, first_rd = start_postgres(private_dir, "other"), start_redis(private_dir)
     try:
-        pg, rd = start_postgres(tmp_path, "other"), start_redis(tmp_path)
+        pg, rd = start_postgres(private_dir, "other"), start_redis(private_dir)
         assert (pg.url, rd.url) == (first_pg.url, first_rd.url)
         conn = await asyncpg.connect(pg.url.replace("+asyncpg", ""))
         assert await conn.fetchval("SELECT current_database()") == "other"
@@ -52,5 +52,5 @@ async def test_start_reuses_servers_left_running(tmp_path: Path) -> None:
     finally:
         first_pg.stop()
         first_rd.stop()
-    assert not (tmp_path / "postgres" / "postmaster.pid").exists()
-    assert not (tmp_path / "redis" / "valkey.pid").exists()
+    assert not (private_dir / "postgres" / "postmaster.pid").exists()
+    assert not (private_dir / "redis" / "valkey.pid").exists()
