@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python -m bench.backtest
 	$(BIN)/python -m bench.rescore
 	$(BIN)/python -m bench.import
+	$(BIN)/python -m bench.reports
 
 # Re-pin every transitive dependency after changing pyproject.toml.
 lock:

@@ -17,6 +17,7 @@ from services.api.imports.router import router as imports_router
 from services.api.interactions.router import router as interactions_router
 from services.api.jobs.router import router as jobs_router
 from services.api.ops.router import router as ops_router
+from services.api.reports.router import router as retention_reports_router
 from services.api.rows import RowReader, create_pool
 from services.api.scoring.router import router as scoring_router
 from services.api.sla.router import reports_router, sla_policies_router
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         imports_router,
         sla_policies_router,
         reports_router,
+        retention_reports_router,
         alert_rules_router,
         alerts_router,
         owners_router,

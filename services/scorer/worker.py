@@ -16,6 +16,7 @@ from services.scorer.jobs.events import MAX_TRIES, process_events
 from services.scorer.jobs.imports import MAX_TRIES as IMPORT_MAX_TRIES
 from services.scorer.jobs.imports import RUN_IMPORT, run_import
 from services.scorer.jobs.maintenance import purge_idempotency_records
+from services.scorer.jobs.reports import REFRESH_REPORTS, run_report_refresh
 from services.scorer.jobs.scoring import (
     RESCORE_TOUCHED_CHANNELS,
     RUN_RECOMPUTE,
@@ -85,6 +86,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             purge_idempotency_records,
             func(process_events, max_tries=MAX_TRIES),
             func(run_recompute, name=RUN_RECOMPUTE, timeout=LONG_JOB_SECONDS, max_tries=3),
+            func(run_report_refresh, name=REFRESH_REPORTS, timeout=LONG_JOB_SECONDS, max_tries=3),
             func(run_import, name=RUN_IMPORT, timeout=LONG_JOB_SECONDS, max_tries=IMPORT_MAX_TRIES),
             func(rescore_touched_channels, name=RESCORE_TOUCHED_CHANNELS, max_tries=5),
             func(

@@ -19,6 +19,13 @@ from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.imports import ImportRun
 from services.core.models.interactions import Interaction
 from services.core.models.jobs import Job
+from services.core.models.reports import (
+    ReportCohort,
+    ReportHealthDay,
+    ReportPeriod,
+    ReportRefresh,
+    ReportSegment,
+)
 from services.core.models.sla import SlaPolicy
 from services.core.models.tickets import Ticket
 from services.core.models.webhooks import (
@@ -49,6 +56,11 @@ __all__ = [
     "ImportRun",
     "Interaction",
     "Job",
+    "ReportCohort",
+    "ReportHealthDay",
+    "ReportPeriod",
+    "ReportRefresh",
+    "ReportSegment",
     "LifecycleMove",
     "OutboxEvent",
     "ScoringProfile",

@@ -44,7 +44,8 @@ class CustomerHealth(CurrentScoreColumns, Base):
         ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
     )
 
-    __table_args__ = (Index(None, "band", "score"), Index(None, "score"))
+    # trend: the customers whose score fell most (the health report's movers).
+    __table_args__ = (Index(None, "band", "score"), Index(None, "score"), Index(None, "trend"))
 
 
 class CustomerHealthHistory(ScoreColumns, Base):

@@ -12,7 +12,9 @@ from sqlalchemy import text
 from services.core import events
 from services.core.imports import uploads
 from services.core.imports.runs import RECOMPUTE
+from services.core.reports.refresh import JOB_KIND as REPORT_REFRESH
 from services.scorer.jobs.imports import RUN_IMPORT
+from services.scorer.jobs.reports import REFRESH_REPORTS
 from services.scorer.jobs.scoring import RUN_RECOMPUTE, rescore_customers
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ WHERE e.id = ANY(:ids) AND e.type = :type
 JOB_FUNCTIONS = {
     RECOMPUTE: RUN_RECOMPUTE,
     uploads.JOB_KIND: RUN_IMPORT,
+    REPORT_REFRESH: REFRESH_REPORTS,
 }
 """The arq function that runs each kind of requested job."""
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.core.db import session_scope
 from services.core.models import Channel, Customer, Job
 from services.core.profiles import active_profile
+from services.core.reports.refresh import request_refresh
 from services.core.scoring.profile import ScoringProfile
 from services.scorer.features import Customers, IdRange
 from services.scorer.scoring import assign_value_tiers, rescore, rescore_channels
@@ -64,7 +65,7 @@ async def _progress(session: AsyncSession, job_id: str, done: int) -> None:
     )
 
 
-async def _finish(session: AsyncSession, job_id: str, status: str, **values: Any) -> None:
+async def finish(session: AsyncSession, job_id: str, status: str, **values: Any) -> None:
     await session.execute(
         update(Job)
         .where(Job.id == uuid.UUID(job_id))
@@ -208,12 +209,13 @@ async def run_recompute(ctx: dict[str, Any], job_id: str) -> str:
         await _rescore_channels_of(sessionmaker, ids, as_of)
     except Exception as exc:
         async with session_scope(sessionmaker) as session:
-            await _finish(session, job_id, "failed", errors=[{"message": str(exc)[:500]}])
+            await finish(session, job_id, "failed", errors=[{"message": str(exc)[:500]}])
         raise
     async with session_scope(sessionmaker) as session:
-        await _finish(
+        await finish(
             session, job_id, "succeeded", result={"scored": scored, "as_of": as_of.isoformat()}
         )
+        await request_refresh(session, created_by="scheduler", reason=f"recompute {job_id}")
     return "succeeded"
 
 
