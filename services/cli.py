@@ -43,6 +43,7 @@ from services.core.imports.service import (
 )
 from services.core.models.enums import Scope
 from services.core.models.imports import ImportKind
+from services.export_cli import export_app
 
 app = typer.Typer(
     help="retention-service: customer and channel health, alerts and webhooks.",
@@ -52,6 +53,7 @@ app = typer.Typer(
 )
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(export_app, name="export")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -13,6 +13,7 @@ from services.api.audit.router import router as audit_router
 from services.api.auth import KeyCache
 from services.api.channels.router import router as channels_router
 from services.api.customers.router import router as customers_router
+from services.api.exports.router import router as exports_router
 from services.api.imports.router import router as imports_router
 from services.api.interactions.router import router as interactions_router
 from services.api.jobs.router import router as jobs_router
@@ -63,6 +64,7 @@ TAGS = [
         "description": "Ticket SLA policies: response and resolution targets, business hours.",
     },
     {"name": "reports", "description": "Figures over time, e.g. SLA compliance."},
+    {"name": "exports", "description": "Whole lists as streamed CSV or NDJSON downloads."},
     {"name": "api-keys", "description": "Keys and their scopes (admin)."},
     {"name": "audit", "description": "Who changed what, before and after."},
     {"name": "ops", "description": "Liveness and readiness probes."},
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         owners_router,
         webhooks_router,
         webhook_deliveries_router,
+        exports_router,
         api_keys_router,
         audit_router,
     ):

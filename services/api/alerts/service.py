@@ -194,7 +194,7 @@ def _with_rule_name(query: Select[Any]) -> Select[Any]:
     )
 
 
-def _alert_conditions(f: AlertFilters) -> list[ColumnElement[bool]]:
+def alert_conditions(f: AlertFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if f.status:
         conditions.append(Alert.status.in_(list(f.status)))
@@ -219,7 +219,7 @@ async def list_alerts(
     session: AsyncSession, filters: AlertFilters, cursor: str | None, limit: int
 ) -> tuple[list[AlertRead], str | None]:
     """Newest first by `opened_at`, each with its rule's name, in one query."""
-    query = _with_rule_name(select(Alert)).where(*_alert_conditions(filters))
+    query = _with_rule_name(select(Alert)).where(*alert_conditions(filters))
     columns: dict[str, SortColumn] = {"opened_at": Alert.opened_at, "id": Alert.id}
     rows, next_cursor = await fetch_rows(session, query, "-opened_at", columns, cursor, limit)
     return [AlertRead.of(row[0], row.rule_name) for row in rows], next_cursor

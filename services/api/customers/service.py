@@ -61,7 +61,7 @@ async def list_(
     """One query for the page: customers LEFT JOIN their current score."""
     rows, next_cursor = await page_with_health(
         session,
-        _filtered(select(Customer), filters),
+        filtered(select(Customer), filters),
         CustomerHealth,
         CustomerHealth.customer_id == Customer.id,
         (filters.band, filters.score_min, filters.score_max),
@@ -79,7 +79,7 @@ def _list_item(entity: Customer, health: HealthSummary | None) -> CustomerListIt
     return item
 
 
-def _filtered(query: Select[Any], f: CustomerFilters) -> Select[Any]:
+def filtered(query: Select[Any], f: CustomerFilters) -> Select[Any]:
     if not f.include_archived:
         query = query.where(Customer.archived_at.is_(None))
     for column, value in (

@@ -42,11 +42,11 @@ async def list_(
     session: AsyncSession, filters: InteractionFilters, sort: str, cursor: str | None, limit: int
 ) -> tuple[list[Interaction], str | None]:
     columns = {name: getattr(Interaction, name) for name in (*SORTS, "id")}
-    query = _filtered(select(Interaction), filters)
+    query = filtered(select(Interaction), filters)
     return await fetch_page(session, query, sort, columns, cursor, limit)
 
 
-def _filtered(query: Select[Any], f: InteractionFilters) -> Select[Any]:
+def filtered(query: Select[Any], f: InteractionFilters) -> Select[Any]:
     for column, value in (
         (Interaction.customer_id, f.customer_id),
         (Interaction.channel_id, f.channel_id),

@@ -152,7 +152,7 @@ async def page_with_health(
         name: getattr(entity, name) for name in (*sorts, "id") if name != "score"
     }
     columns["score"] = _score_sort_key(health)
-    query = _filter_health(_with_health(query, health, on), health, *scores)
+    query = filter_health(with_health(query, health, on), health, *scores)
     rows, next_cursor = await fetch_rows(session, query, sort, columns, cursor, limit)
     return [
         (row[0], HealthSummary.of(row.health_score, row.health_band, row.health_as_of))
@@ -160,7 +160,7 @@ async def page_with_health(
     ], next_cursor
 
 
-def _with_health(query: Select[Any], health: HealthModel, on: ColumnElement[bool]) -> Select[Any]:
+def with_health(query: Select[Any], health: HealthModel, on: ColumnElement[bool]) -> Select[Any]:
     """The list query with each row's score summary columns (null when unscored)."""
     return query.add_columns(
         health.score.label("health_score"),
@@ -174,7 +174,7 @@ def _score_sort_key(health: HealthModel) -> ColumnElement[Any]:
     return func.coalesce(health.score, -1.0)
 
 
-def _filter_health(
+def filter_health(
     query: Select[Any],
     health: HealthModel,
     band: Band | None,
