@@ -14,7 +14,13 @@ MAX_BACKOFF_SECONDS = 30.0
 
 async def _listen(dsn: str, channel: str, wake: asyncio.Event) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn)
-    await conn.add_listener(channel, lambda *_: wake.set())
+    try:
+        await conn.add_listener(channel, lambda *_: wake.set())
+    except BaseException:
+        # Cancelled (a worker shutting down just after it started) or failed: the caller never
+        # gets this connection, so it would stay open, LISTENing, until garbage collection.
+        conn.terminate()
+        raise
     return conn
 
 
