@@ -49,6 +49,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         409: "Conflict with stored data",
         412: "If-Match did not match the current version",
         422: "Invalid input; `errors` names each field",
+        429: "Past the API key's rate limit; retry after `Retry-After` seconds",
     }.items()
 }
 
@@ -58,7 +59,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: PROBLEM_RESPONSES[code] for code in codes}
 
 
-V1_RESPONSES = responses(401, 403, 422)
+V1_RESPONSES = responses(401, 403, 422, 429)
 
 
 def problem(
@@ -164,7 +165,38 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Internal error", instance=request.url.path)
 
 
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every 4xx answer is application/problem+json, and every operation that takes a body can
+    answer 400 when it is not valid JSON (or not a form, for uploads): say so in the document,
+    in place of FastAPI's default `application/json` validation error."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            answers = operation.get("responses", {})
+            if "requestBody" in operation and "400" not in answers:
+                answers["400"] = {"description": PROBLEM_RESPONSES[400]["description"]}
+            for code, answer in answers.items():
+                if code.startswith("4"):
+                    answer["content"] = _PROBLEM_CONTENT
+                    if answer.get("description") == "Validation Error":
+                        answer["description"] = PROBLEM_RESPONSES[422]["description"]
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema
+
+
 def install(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(DomainError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)

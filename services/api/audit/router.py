@@ -9,10 +9,11 @@ from services.api.audit.schemas import AuditEventRead
 from services.api.auth import Admin
 from services.api.deps import Session
 from services.api.pagination import Cursor, Limit, Page
+from services.api.problems import V1_RESPONSES
 from services.core.errors import FieldError, InvalidInput
 from services.core.models import AuditEvent
 
-router = APIRouter(prefix="/audit-events", tags=["audit"])
+router = APIRouter(prefix="/audit-events", tags=["audit"], responses=V1_RESPONSES)
 
 
 def _cursor(last_id: int) -> str:
