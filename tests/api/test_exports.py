@@ -192,6 +192,18 @@ async def test_customers_export_is_the_list_with_health_flattened(
     assert mine["phone"] == ""
 
 
+async def test_json_values_beyond_64_bits_export_whole(client: httpx.AsyncClient) -> None:
+    """JSON columns keep any integer the API accepted; the export must not stop at one."""
+    huge = 2**70
+    created = await client.post("/v1/customers", json={"name": "Big", "attributes": {"n": huge}})
+    assert created.status_code == 201, created.text
+    (row,) = await export(client, "customers")
+    assert row["attributes"] == {"n": huge}
+    (cell,) = csv_rows(await client.get("/v1/exports/customers"))
+    assert cell["attributes"] == f'{{"n":{huge}}}'
+    assert cell["created_at"].endswith("Z")
+
+
 async def test_scores_export_is_the_current_health_of_scored_listed_customers(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

@@ -8,6 +8,7 @@ typed values, as the API shows them (amounts as decimal strings).
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -80,12 +81,8 @@ class NdjsonEncoder:
         return b""
 
     def rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
-        option = _JSON | orjson.OPT_APPEND_NEWLINE
         columns = self.columns
-        return b"".join(
-            orjson.dumps(dict(zip(columns, row, strict=True)), default=_default, option=option)
-            for row in rows
-        )
+        return b"".join(_json(dict(zip(columns, row, strict=True))) + b"\n" for row in rows)
 
 
 def _csv(records: Sequence[Sequence[Any]]) -> bytes:
@@ -98,8 +95,17 @@ def _time(value: datetime) -> str:
     return orjson.dumps(value, option=_JSON)[1:-1].decode()
 
 
+def _json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_default, option=_JSON)
+    except TypeError:
+        # orjson stops at 64-bit integers; JSON columns may hold bigger ones.
+        text = json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
+        return text.encode()
+
+
 def _json_text(value: Any) -> str:
-    return orjson.dumps(value, default=_default, option=_JSON).decode()
+    return _json(value).decode()
 
 
 def _bool(value: bool) -> str:
@@ -119,4 +125,6 @@ def _default(value: Any) -> str:
     """What orjson leaves: decimals (as the API shows them, strings) and asyncpg's own UUID."""
     if isinstance(value, Decimal | uuid.UUID):
         return str(value)
+    if isinstance(value, datetime):
+        return _time(value)
     raise TypeError(f"{type(value).__name__} is not exportable")
