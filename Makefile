@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck check migrate revision openapi openapi-check migrations-check bench lock
+.PHONY: install run test lint typecheck check migrate revision openapi openapi-check migrations-check fuzz bench lock audit
 
 install: $(STAMP)
 
@@ -38,6 +38,9 @@ openapi-check: install
 
 check: lint typecheck migrations-check openapi-check
 
+fuzz: install
+	$(BIN)/python -m tests.fuzz
+
 migrate: install
 	$(BIN)/retention migrate
 
@@ -54,6 +57,28 @@ bench: install
 	$(BIN)/python -m bench.rescore
 	$(BIN)/python -m bench.import
 	$(BIN)/python -m bench.reports
+	$(BIN)/python -m bench.scale
+
+# Known vulnerabilities in the pinned dependencies (constraints.txt), looked up by exact version
+# in PyPI's advisory data (AUDIT_SERVICE=osv for OSV). Fails when any is found (listed). When the
+# service cannot be reached or does not know the versions, NOTHING was checked: that fails too,
+# unless AUDIT_IF_UNREACHABLE=warn, which only says so (for machines without that access).
+AUDIT_SERVICE ?= pypi
+AUDIT_IF_UNREACHABLE ?= fail
+AUDIT_UNREACHABLE := could not be audited|ConnectionError|NameResolutionError|blocking this service
+
+audit: install
+	@log=$$(mktemp); \
+	$(BIN)/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict \
+		--vulnerability-service $(AUDIT_SERVICE) --progress-spinner off >$$log 2>&1; status=$$?; \
+	if [ $$status -ne 0 ] && grep -qE "$(AUDIT_UNREACHABLE)" $$log; then \
+		grep -E "$(AUDIT_UNREACHABLE)" $$log | tail -n 1; \
+		echo "make audit: NOT CHECKED: the vulnerability service ($(AUDIT_SERVICE)) could not be used from this machine, so no dependency was audited." >&2; \
+		if [ "$(AUDIT_IF_UNREACHABLE)" = warn ]; then status=0; else status=2; fi; \
+	else \
+		grep -v -e "fully hash their pinned" -e "pip-compile" $$log; \
+	fi; \
+	rm -f $$log; exit $$status
 
 # Re-pin every transitive dependency after changing pyproject.toml.
 lock:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.core import migrations
 from services.core.api_keys import create_api_key
 from services.core.config import Settings
+from services.core.crypto import new_key
 from services.core.db import create_engine, create_sessionmaker, session_scope
 from services.core.models.enums import Scope
 
@@ -28,6 +29,16 @@ SERVER = os.environ.get(
     "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# What the processes need beyond the bench's own settings: a key for stored webhook secrets,
+# no per-key rate limit (the bench is one key sending hundreds of requests a second), no
+# metrics port (several workers share this machine's ports), and quiet logs.
+PROCESS_ENV = {
+    "RETENTION_SECRET_KEY": new_key(),
+    "RETENTION_RATE_LIMIT_PER_MINUTE": "0",
+    "RETENTION_WORKER_METRICS_PORT": "0",
+    "RETENTION_LOG_LEVEL": "warning",
+}
 
 
 async def _admin(statement: str) -> None:
@@ -73,6 +84,7 @@ def uvicorn(factory: str, settings: Settings, workers: int) -> Iterator[str]:
         "DATABASE_URL": settings.require_database_url(),
         "REDIS_URL": settings.require_redis_url(),
         "PYTHONPATH": str(ROOT),
+        **PROCESS_ENV,
     }
     command = [
         sys.executable,

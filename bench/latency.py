@@ -60,7 +60,7 @@ from arq.worker import Worker
 from redis.asyncio import Redis
 from uuid_utils.compat import uuid7
 
-from bench.harness import ROOT, admin_key, scratch_database, uvicorn
+from bench.harness import PROCESS_ENV, ROOT, admin_key, scratch_database, uvicorn
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn
 from services.scorer.relay import relay_forever
@@ -160,6 +160,7 @@ def scorer(
         "REDIS_URL": settings.require_redis_url(),
         "RETENTION_QUEUE_NAME": settings.queue_name,
         "PYTHONPATH": str(ROOT),
+        **PROCESS_ENV,
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "services.cli", "worker"]

@@ -23,7 +23,7 @@ import psutil
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from bench.harness import ROOT, scratch_database
+from bench.harness import PROCESS_ENV, ROOT, scratch_database
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn
 
@@ -160,6 +160,7 @@ def main() -> None:
             "DATABASE_URL": settings.require_database_url(),
             "REDIS_URL": settings.require_redis_url(),
             "RETENTION_QUEUE_NAME": settings.queue_name,
+            **PROCESS_ENV,
         }
         worker = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "worker"], env=env, cwd=ROOT

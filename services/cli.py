@@ -2,16 +2,15 @@
 data, run it all."""
 
 import asyncio
-import logging.config
 import time
-from datetime import datetime
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import asyncpg
 import typer
 import uvicorn
-from arq.logs import default_log_config
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.markup import escape
@@ -27,9 +26,10 @@ from rich.progress import (
 from sqlalchemy import text
 
 from services.core import demo as demo_data
-from services.core import migrations
+from services.core import metrics, migrations
 from services.core.api_keys import create_api_key
 from services.core.config import Settings, get_settings
+from services.core.crypto import MissingSecretKey, SecretBox, load_box
 from services.core.db import create_engine, create_sessionmaker, session_scope
 from services.core.errors import DomainError
 from services.core.imports import runs as import_runs
@@ -41,9 +41,11 @@ from services.core.imports.service import (
     ImportResult,
     import_file,
 )
+from services.core.logs import configure_logging
 from services.core.models.enums import Scope
 from services.core.models.imports import ImportKind
 from services.export_cli import export_app
+from services.secrets_cli import secrets_app
 
 app = typer.Typer(
     help="retention-service: customer and channel health, alerts and webhooks.",
@@ -54,6 +56,7 @@ app = typer.Typer(
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(export_app, name="export")
+app.add_typer(secrets_app, name="secrets")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -76,6 +79,14 @@ def redis_url(settings: Settings) -> str:
     return settings.redis_url
 
 
+def secret_box(settings: Settings) -> SecretBox:
+    """The key that encrypts stored webhook secrets; the API and the worker need it."""
+    try:
+        return load_box(settings)
+    except (MissingSecretKey, ValueError) as exc:
+        fail(str(exc))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [default: RETENTION_HOST]")] = None,
@@ -86,17 +97,24 @@ def serve(
     settings = get_settings()
     database_url(settings)
     redis_url(settings)
-    uvicorn.run(
-        "services.api.app:create_app",
-        factory=True,
-        host=settings.host if host is None else host,
-        port=settings.port if port is None else port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-    )
+    secret_box(settings)
+    configure_logging(settings.log_level)
+    # Several processes share their metrics through files (prometheus-client's multiprocess
+    # mode); one process keeps them in memory. Access lines come from the app's middleware.
+    with metrics.multiprocess_directory(settings.metrics_dir) if workers > 1 else nullcontext():
+        uvicorn.run(
+            "services.api.server:create_served_app",
+            factory=True,
+            host=settings.host if host is None else host,
+            port=settings.port if port is None else port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
 
 
 async def _check_servers(settings: Settings) -> None:
@@ -125,21 +143,33 @@ def worker() -> None:
     settings = get_settings()
     database_url(settings)
     redis_url(settings)
-    logging.config.dictConfig(default_log_config(verbose=settings.log_level == "debug"))
+    secret_box(settings)
+    configure_logging(settings.log_level)
     # arq's Worker runs on the thread's event loop; the checks run on that same loop first.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    server = None
     try:
         loop.run_until_complete(_check_servers(settings))
+        if settings.worker_metrics_port:
+            server = metrics.serve_worker_metrics(
+                settings.worker_metrics_host, settings.worker_metrics_port
+            )
         create_worker(settings).run()
     finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         loop.close()
 
 
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the latest revision."""
-    migrations.upgrade(database_url(get_settings()))
+    try:
+        migrations.upgrade(database_url(get_settings()))
+    except MissingSecretKey as exc:
+        fail(str(exc))
     out.print("[green]Database is at the latest revision.[/]")
 
 
@@ -154,11 +184,17 @@ def _scopes(value: str) -> set[Scope]:
     return {Scope(name) for name in names}
 
 
-async def _create_key(settings: Settings, name: str, scopes: set[Scope]) -> tuple[str, str, str]:
+async def _create_key(
+    settings: Settings,
+    name: str,
+    scopes: set[Scope],
+    expires_at: datetime | None,
+    rate_limit: int | None,
+) -> tuple[str, str, str]:
     engine = create_engine(settings)
     try:
         async with session_scope(create_sessionmaker(engine)) as session:
-            new = await create_api_key(session, name, scopes)
+            new = await create_api_key(session, name, scopes, expires_at, rate_limit)
         return str(new.record.id), new.record.prefix, new.key
     finally:
         await engine.dispose()
@@ -170,16 +206,37 @@ def apikey_create(
     scopes: Annotated[
         str, typer.Option(help="Comma-separated: read, write (includes read), admin (includes all)")
     ] = "read",
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=36_500, help="The key stops working after this many days"),
+    ] = None,
+    rate_limit_per_minute: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=1_000_000,
+            help="Its own rate limit [default: RETENTION_RATE_LIMIT_PER_MINUTE]; 0: none",
+        ),
+    ] = None,
 ) -> None:
     """Create an API key. The key is shown once, alone on the last line of output."""
     if not name.strip() or len(name) > 200:
         raise typer.BadParameter("must be 1 to 200 characters", param_hint="--name")
     granted = _scopes(scopes)
+    expires_at = (
+        None
+        if expires_in_days is None
+        else datetime.now(UTC).replace(microsecond=0) + timedelta(days=expires_in_days)
+    )
     settings = get_settings()
     database_url(settings)
-    key_id, prefix, key = asyncio.run(_create_key(settings, name, granted))
+    key_id, prefix, key = asyncio.run(
+        _create_key(settings, name, granted, expires_at, rate_limit_per_minute)
+    )
     out.print(f"Created API key [bold]{escape(name)}[/] ({key_id})")
     out.print(f"  scopes: {', '.join(sorted(granted))}   prefix: {prefix}")
+    if expires_at is not None:
+        out.print(f"  expires: {expires_at.isoformat()}")
     out.print("  Store it now: it is not shown again.")
     typer.echo(key)
 

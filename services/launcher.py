@@ -19,6 +19,7 @@ from rich.markup import escape
 from services.core import demo, migrations
 from services.core.api_keys import create_api_key, find_active_key
 from services.core.config import Settings
+from services.core.crypto import SecretBox, key_file, load_box
 from services.core.db import create_engine, create_sessionmaker, session_scope
 from services.core.embedded import EmbeddedServer, start_postgres, start_redis
 from services.core.models.enums import Scope
@@ -42,8 +43,9 @@ def run(settings: Settings, out: Console, err: Console) -> int:
     try:
         _check_port_free(settings.host, settings.port)
         settings = _servers(settings, embedded, out)
+        box = _secret_box(settings, out)
         out.print("Migrating the database…")
-        migrations.upgrade(settings.require_database_url())
+        migrations.upgrade(settings.require_database_url(), secret_box=box)
         loaded, key = asyncio.run(_prepare(settings))
         out.print(
             f"Demo data: {loaded.channels} channels, {loaded.customers} customers, "
@@ -110,6 +112,21 @@ def _start(start: Callable[[Path], EmbeddedServer], data_dir: Path, what: str) -
         return start(data_dir)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         raise StartupError(f"could not start the embedded {what}: {exc}") from None
+
+
+def _secret_box(settings: Settings, out: Console) -> SecretBox:
+    """RETENTION_SECRET_KEY, else the key file in the data directory, made on the first run;
+    the API and worker started here find the same file."""
+    try:
+        if settings.secret_key is not None:
+            return load_box(settings)
+        path = key_file(settings)
+        made = not path.exists()
+        box = load_box(settings, create=True)
+    except (ValueError, OSError) as exc:
+        raise StartupError(f"cannot use the secret key: {exc}") from None
+    out.print(f"Secret key: {escape(str(path))}{' (made now)' if made else ''}")
+    return box
 
 
 def _redact(url: str) -> str:

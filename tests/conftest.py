@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -18,10 +19,15 @@ from services.api.app import create_app
 from services.core import migrations
 from services.core.api_keys import create_api_key
 from services.core.config import Settings
+from services.core.crypto import SecretBox, new_key
 from services.core.db import session_scope
 from services.core.models import Base
 from services.core.models.enums import Scope
 from tests import servers
+
+SECRET_KEY = new_key()
+"""The test deployment's key for secrets at rest; BOX encrypts and decrypts with it."""
+BOX = SecretBox([SECRET_KEY])
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -70,6 +76,7 @@ async def settings(
         redis_url=server_urls[1],
         queue_name=prefix,
         webhook_allow_private=True,  # the test receiver listens on 127.0.0.1
+        secret_key=SecretStr(SECRET_KEY),
     )
     redis = Redis.from_url(server_urls[1])
     keys = [k async for k in redis.scan_iter(f"{prefix}*")]

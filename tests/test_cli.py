@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.api_keys import hash_key
 from services.core.config import Settings
+from tests.conftest import SECRET_KEY
 from tests.helpers import count_rows
 
 RETENTION = Path(sys.executable).with_name("retention")
@@ -43,6 +44,7 @@ def _servers_env(settings: Settings) -> dict[str, str]:
         DATABASE_URL=settings.require_database_url(),
         REDIS_URL=settings.require_redis_url(),
         RETENTION_QUEUE_NAME=settings.queue_name,
+        RETENTION_SECRET_KEY=SECRET_KEY,
     )
 
 

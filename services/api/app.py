@@ -6,18 +6,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.api import problems
+from services.api import observability, problems
 from services.api.alerts.router import alert_rules_router, alerts_router, owners_router
 from services.api.api_keys.router import router as api_keys_router
 from services.api.audit.router import router as audit_router
 from services.api.auth import KeyCache
+from services.api.bodylimit import BodySizeLimit
 from services.api.channels.router import router as channels_router
 from services.api.customers.router import router as customers_router
 from services.api.exports.router import router as exports_router
 from services.api.imports.router import router as imports_router
 from services.api.interactions.router import router as interactions_router
 from services.api.jobs.router import router as jobs_router
+from services.api.ops.metrics import router as metrics_router
 from services.api.ops.router import router as ops_router
+from services.api.ratelimit import RateLimiter, RateLimitHeaders
 from services.api.reports.router import router as retention_reports_router
 from services.api.rows import RowReader, create_pool
 from services.api.scoring.router import router as scoring_router
@@ -26,6 +29,7 @@ from services.api.tickets.router import router as tickets_router
 from services.api.webhooks.router import deliveries_router as webhook_deliveries_router
 from services.api.webhooks.router import router as webhooks_router
 from services.core.config import Settings, get_settings
+from services.core.crypto import load_box
 from services.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
 
 DESCRIPTION = """
@@ -36,6 +40,9 @@ The system of record for customers and sales channels, and their early-warning s
 * Errors are RFC 9457 `application/problem+json`; `errors` names each bad field.
 * Lists use cursor pagination: pass `next_cursor` back as `cursor`.
 * Creates accept `Idempotency-Key`; reads return an `ETag`, and PATCH honours `If-Match`.
+* Each API key has a rate limit (requests a minute); every answer carries `RateLimit-Limit`,
+  `RateLimit-Remaining` and `RateLimit-Reset`, and past the limit comes 429 with `Retry-After`.
+  Bodies larger than the deployment's limit (10 MiB by default) get 413, except file imports.
 """
 
 TAGS = [
@@ -76,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.secret_box = load_box(settings)  # no key: refuse to start
         engine = create_engine(settings)
         redis = Redis.from_url(settings.require_redis_url())
         app.state.settings = settings
@@ -84,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.redis = redis
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
+        app.state.rate_limiter = RateLimiter(redis, settings.queue_name)
         app.state.rows = RowReader(await create_pool(settings))
         try:
             yield
@@ -101,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.include_router(ops_router)
+    app.include_router(metrics_router)
     for router in (
         customers_router,
         channels_router,
@@ -122,4 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
     ):
         app.include_router(router, prefix="/v1")
+    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it is the outermost middleware: every answer is counted, logged and
+    # carries its request id, those of other middleware included.
+    observability.install(app)
     return app

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.audit import Actor
+from services.core.crypto import SecretBox, UndecryptableSecret
 from services.core.errors import Conflict, FieldError, InvalidInput
 from services.core.models import IdempotencyRecord
 
@@ -46,8 +47,10 @@ async def idempotent_create(
     body: BaseModel,
     create: Callable[[], Awaitable[Created]],
     status_code: int = 201,
+    sealed: tuple[str, ...] = (),
 ) -> JSONResponse:
-    """Run `create` once per (API key, Idempotency-Key); replay its answer on a retry."""
+    """Run `create` once per (API key, Idempotency-Key); replay its answer on a retry. The
+    answer's `sealed` fields (secrets shown once) are stored encrypted."""
     if key is None or actor.id is None:
         result, headers = await create()
         return _response(status_code, result.model_dump(mode="json"), headers)
@@ -69,7 +72,8 @@ async def idempotent_create(
                 [FieldError("header.Idempotency-Key", "reused with a different body", "reused")],
             )
         headers = {**stored.response_headers, "Idempotent-Replayed": "true"}
-        return _response(stored.status_code, stored.response_body, headers)
+        body = _unseal(request, stored.response_body, sealed)
+        return _response(stored.status_code, body, headers)
 
     result, headers = await create()
     payload = result.model_dump(mode="json")
@@ -82,7 +86,7 @@ async def idempotent_create(
             path=request.url.path,
             request_hash=fingerprint,
             status_code=status_code,
-            response_body=payload,
+            response_body=_seal(request, payload, sealed),
             response_headers=headers,
         )
         .on_conflict_do_nothing()
@@ -94,6 +98,27 @@ async def idempotent_create(
             [FieldError("header.Idempotency-Key", "concurrent use", "in_flight")],
         )
     return _response(status_code, payload, headers)
+
+
+def _seal(request: Request, payload: Any, sealed: tuple[str, ...]) -> Any:
+    if not sealed:
+        return payload
+    box: SecretBox = request.app.state.secret_box
+    return {**payload, **{name: box.encrypt(payload[name]) for name in sealed}}
+
+
+def _unseal(request: Request, stored: Any, sealed: tuple[str, ...]) -> Any:
+    if not sealed:
+        return stored
+    box: SecretBox = request.app.state.secret_box
+    try:
+        return {**stored, **{name: box.decrypt(stored[name]) for name in sealed}}
+    except UndecryptableSecret:
+        raise Conflict(
+            "The request with this Idempotency-Key succeeded, but its answer holds a secret "
+            "encrypted under a key this deployment no longer has, so it cannot be replayed.",
+            [FieldError("header.Idempotency-Key", "answer unreadable", "undecryptable")],
+        ) from None
 
 
 def _response(status_code: int, payload: Any, headers: dict[str, str]) -> JSONResponse:

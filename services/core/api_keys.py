@@ -5,7 +5,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.models import ApiKey
@@ -35,13 +35,23 @@ def expand_scopes(scopes: set[Scope] | frozenset[Scope]) -> frozenset[Scope]:
     return frozenset(granted)
 
 
-async def create_api_key(session: AsyncSession, name: str, scopes: set[Scope]) -> NewKey:
+async def create_api_key(
+    session: AsyncSession,
+    name: str,
+    scopes: set[Scope],
+    expires_at: datetime | None = None,
+    rate_limit_per_minute: int | None = None,
+) -> NewKey:
+    """`expires_at` unset: never expires; `rate_limit_per_minute` unset: the deployment's
+    default, 0: no limit."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     record = ApiKey(
         name=name,
         prefix=key[:10],
         key_hash=hash_key(key),
         scopes=sorted(s.value for s in scopes),
+        expires_at=expires_at,
+        rate_limit_per_minute=rate_limit_per_minute,
     )
     session.add(record)
     await session.flush()
@@ -51,7 +61,11 @@ async def create_api_key(session: AsyncSession, name: str, scopes: set[Scope]) -
 
 async def find_active_key(session: AsyncSession, key: str) -> ApiKey | None:
     return await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+        select(ApiKey).where(
+            ApiKey.key_hash == hash_key(key),
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > func.now()),
+        )
     )
 
 

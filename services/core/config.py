@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,7 +39,31 @@ class Settings(BaseSettings):
         default=1.0, description="How long a verified API key is trusted before re-reading it."
     )
     idempotency_ttl_hours: int = 24
-    log_level: str = "info"
+    log_level: str = Field(
+        default="info",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        description="The least severe log lines written (JSON, one per line, on stderr).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, `GET /metrics` needs `Authorization: Bearer <this token>`; "
+        "otherwise it is open, like the health probes.",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Where `retention serve --workers N` (N > 1) keeps each process's metric "
+        "files (prometheus-client multiprocess mode); emptied at start. Default: a new "
+        "temporary directory, removed when the server stops.",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Where `retention worker` serves its metrics."
+    )
+    worker_metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="The port `retention worker` serves its metrics on; 0 serves none.",
+    )
     rescore_hour: int = Field(
         default=2, ge=0, le=23, description="UTC hour of the daily rescoring of every customer."
     )
@@ -55,6 +79,24 @@ class Settings(BaseSettings):
     )
     webhook_secret_overlap_hours: float = Field(
         default=24.0, ge=0, description="How long a rotated-out secret still signs deliveries."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys (comma-separated, newest first) that encrypt webhook secrets at "
+        "rest: the first encrypts, any decrypts. Unset: the key in `<data_dir>/secret.key`, "
+        "which only `retention run` creates; without either the API and the worker refuse to "
+        "start.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests per minute per API key unless the key has its own limit; 0 = no "
+        "limit for keys without one.",
+    )
+    max_body_bytes: int = Field(
+        default=10 * 1024**2,
+        gt=0,
+        description="The largest request body, except `POST /v1/imports` (`import_max_bytes`).",
     )
 
     @property

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.logs import request_context
 from services.core.models import OutboxEvent
 
 INTERACTIONS_CREATED = "interactions.created"
@@ -31,10 +32,12 @@ async def emit(
     **extra: Any,
 ) -> None:
     """One outbox row for a whole write, in the caller's transaction: a batch costs one row,
-    and the NOTIFY that wakes the relay rides in the same statement."""
+    and the NOTIFY that wakes the relay rides in the same statement. The payload names the
+    request being served, if any, so the worker's lines about the event name it too."""
     payload = {
         "ids": [str(i) for i in ids],
         "customer_ids": sorted({str(c) for c in customer_ids}),
+        **request_context(),
         **extra,
     }
     row = insert(OutboxEvent).values(type=type_, payload=payload).returning(OutboxEvent.id)

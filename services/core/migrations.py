@@ -5,6 +5,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from services.core.crypto import SecretBox
+
 SOURCE_TREE = Path(__file__).resolve().parents[2]
 
 
@@ -14,16 +16,20 @@ def _ini() -> Path:
     return beside if beside.exists() else Path.cwd() / "alembic.ini"
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, secret_box: SecretBox | None = None) -> Config:
+    """`secret_box` encrypts stored secrets in data migrations; without it they use the
+    configured key (services/core/crypto.py)."""
     config = Config(str(_ini()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if secret_box is not None:
+        config.attributes["secret_box"] = secret_box
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head", secret_box: SecretBox | None = None) -> None:
     """Blocking: call it from a thread when an event loop is running."""
-    command.upgrade(alembic_config(url), revision)
+    command.upgrade(alembic_config(url, secret_box), revision)
 
 
-def downgrade(url: str, revision: str) -> None:
-    command.downgrade(alembic_config(url), revision)
+def downgrade(url: str, revision: str, secret_box: SecretBox | None = None) -> None:
+    command.downgrade(alembic_config(url, secret_box), revision)

@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core import metrics
 from services.core.alerts import Subjects, evaluate, event_data
 from services.core.models.enums import AlertKind, AlertSubject
 from services.core.webhooks.publish import publish, subscribed
@@ -123,6 +124,7 @@ async def apply_rules(
     ).all()
     await _announce(session, changes)
     opened = sum(change.event == "alert.opened" for change in changes)
+    metrics.ALERTS_OPENED.labels(subject.value).inc(opened)
     return {"opened": opened, "resolved": len(changes) - opened}
 
 

@@ -9,6 +9,7 @@ from arq.connections import ArqRedis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.core import metrics
 from services.core.db import session_scope
 from services.core.events import OUTBOX_CHANNEL
 from services.scorer.jobs.events import PROCESS_EVENTS
@@ -53,6 +54,7 @@ async def relay_once(
             _job_id=batch_job_id(queue_name, event_ids),
             _queue_name=queue_name,
         )
+    metrics.OUTBOX_RELAYED.inc(len(event_ids))
     return len(event_ids)
 
 

@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core import metrics
 from services.core.alerts import Subjects
 from services.core.models.enums import AlertSubject
 from services.core.scoring import channels as channels_math
@@ -218,6 +219,7 @@ async def rescore(
     await _move_stages(session, loaded, scores, as_of, profile)
     subjects = Subjects(scores.score, scores.band, trend, columns)
     await apply_rules(session, AlertSubject.customer, loaded.ids, subjects, as_of)
+    metrics.SCORES_COMPUTED.labels("customer").inc(len(loaded.ids))
     return len(loaded.ids)
 
 
@@ -356,4 +358,5 @@ async def rescore_channels(
     trend = await _store(session, "channel", ids, scores, features, as_of, profile)
     subjects = Subjects(scores.score, scores.band, trend, features)
     await apply_rules(session, AlertSubject.channel, ids, subjects, as_of)
+    metrics.SCORES_COMPUTED.labels("channel").inc(len(ids))
     return len(ids)

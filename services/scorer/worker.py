@@ -11,6 +11,7 @@ from arq.worker import Worker
 
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn, create_engine, create_sessionmaker
+from services.core.logs import bind_job_context
 from services.scorer.dispatch import dispatch_forever
 from services.scorer.jobs.events import MAX_TRIES, process_events
 from services.scorer.jobs.imports import MAX_TRIES as IMPORT_MAX_TRIES
@@ -107,6 +108,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,
+        "on_job_start": bind_job_context,
         "redis_settings": RedisSettings.from_dsn(settings.require_redis_url()),
         "queue_name": settings.queue_name,
         "health_check_key": settings.worker_health_key,

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +27,7 @@ from services.core.models.base import new_id
 from services.core.models.enums import AlertKind, AlertSubject, Scope, ValueTier
 from services.core.webhooks.signing import new_secret
 from tests.api.customer_rows import insert_channel, insert_customer
-from tests.conftest import KeyMaker
+from tests.conftest import SECRET_KEY, KeyMaker
 from tests.helpers import assert_problem, count_rows, walk
 
 MISSING = "01970000-0000-7000-8000-000000000000"
@@ -142,7 +143,10 @@ async def test_default_rules_after_migration(
     url = await make_database()
     await asyncio.to_thread(migrations.upgrade, url)
     settings = Settings(
-        database_url=url, redis_url=server_urls[1], queue_name=f"alerts-{uuid.uuid4().hex[:8]}"
+        database_url=url,
+        redis_url=server_urls[1],
+        queue_name=f"alerts-{uuid.uuid4().hex[:8]}",
+        secret_key=SecretStr(SECRET_KEY),
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -20,7 +20,7 @@ from services.core.errors import InvalidInput
 from services.core.models.enums import Scope
 from services.core.webhooks.catalogue import CATALOGUE_VERSION, EVENT_TYPES
 from services.scorer.jobs.webhooks import deliver
-from tests.conftest import KeyMaker
+from tests.conftest import BOX, KeyMaker
 from tests.helpers import assert_problem, count_rows, walk
 from tests.receiver import ReceivedRequest, Receiver
 
@@ -224,7 +224,9 @@ async def test_secret_is_shown_only_on_create_and_rotation(
     secret = created["secret"]
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
-    assert (await stored(engine, created["id"])).secret == secret
+    raw = (await stored(engine, created["id"])).secret
+    assert "whsec_" not in raw, "stored encrypted"
+    assert BOX.decrypt(raw) == secret
 
     url = f"/v1/webhooks/{created['id']}"
     shown = [
@@ -242,7 +244,9 @@ async def test_secret_is_shown_only_on_create_and_rotation(
     new_secret = rotated.json()["secret"]
     assert new_secret.startswith("whsec_")
     assert new_secret != secret
-    assert (await stored(engine, created["id"])).secret == new_secret
+    raw = (await stored(engine, created["id"])).secret
+    assert "whsec_" not in raw, "stored encrypted"
+    assert BOX.decrypt(raw) == new_secret
     assert "whsec_" not in (await client.get("/v1/audit-events")).text
 
 
@@ -256,6 +260,11 @@ async def test_idempotent_create_replays(client: httpx.AsyncClient, engine: Asyn
     assert again.headers["location"] == first.headers["location"]
     assert again.headers["idempotent-replayed"] == "true"
     assert await count_rows(engine, "webhook_endpoints") == 1
+    async with engine.connect() as conn:
+        kept = (
+            await conn.execute(text("SELECT CAST(response_body AS text) FROM idempotency_records"))
+        ).scalar_one()
+    assert "whsec_" not in kept, "the replayable answer keeps the secret encrypted"
 
 
 # Bad input: a problem naming the field, and nothing written.
@@ -394,7 +403,7 @@ async def test_keys_without_admin_scope_are_refused(
         assert_problem(await reader.request(method, path, json=body), 403)
         assert_problem(await writer.request(method, path, json=body), 403)
     row = await stored(engine, created["id"])
-    assert (row.version, row.secret) == (1, created["secret"])
+    assert (row.version, BOX.decrypt(row.secret)) == (1, created["secret"])
     assert await count_rows(engine, "webhook_endpoints") == 1
 
 
@@ -454,7 +463,9 @@ async def test_rotation_keeps_the_previous_secret_until_the_overlap_ends(
         got = (await client.get(url)).json()
         assert got["previous_secret_valid"] is True
         assert at(got["previous_secret_expires_at"]) == expires
-        assert (await stored(engine, hook)).previous_secret == first
+        previous = (await stored(engine, hook)).previous_secret
+        assert "whsec_" not in previous, "stored encrypted"
+        assert BOX.decrypt(previous) == first
         request = await _send_test(client, app, settings, receiver, hook)
         assert _verifies(first, request)
         assert _verifies(second, request)

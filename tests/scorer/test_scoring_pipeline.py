@@ -174,6 +174,25 @@ async def test_recompute_job_matches_the_live_path(app: FastAPI, engine: AsyncEn
     assert tiers == 6
 
 
+async def test_a_recompute_of_everyone_with_no_customers_succeeds(
+    app: FastAPI, engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:
+        job_id = new_id()
+        await conn.execute(
+            insert(Job).values(
+                id=job_id,
+                kind="recompute",
+                params={"as_of": T.isoformat(), "customer_ids": None},
+                created_by="test",
+            )
+        )
+    assert await run_recompute({"sessionmaker": app.state.sessionmaker}, str(job_id)) == "succeeded"
+    async with engine.connect() as conn:
+        job = (await conn.execute(select(Job).where(Job.id == job_id))).one()
+    assert (job.status, job.done, job.total) == ("succeeded", 0, 0)
+
+
 async def test_channel_health_follows_its_customers(
     app: FastAPI, engine: AsyncEngine, settings: Settings, arq_redis: ArqRedis
 ) -> None:

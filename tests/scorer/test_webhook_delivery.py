@@ -28,6 +28,7 @@ from services.core.webhooks.signing import new_secret
 from services.scorer.dispatch import dispatch_once
 from services.scorer.jobs import webhooks as webhook_jobs
 from services.scorer.jobs.webhooks import deliver
+from tests.conftest import BOX, SECRET_KEY
 from tests.helpers import count_rows
 from tests.receiver import Receiver, closed_port
 from tests.scorer.workers import run_burst
@@ -53,8 +54,14 @@ async def _endpoint(
     types: tuple[str, ...] = ("*",),
     **values: Any,
 ) -> WebhookEndpoint:
+    """An endpoint whose secrets (a new one, and `previous_secret` if given) are stored
+    encrypted, as the API stores them: `BOX.decrypt(endpoint.secret)` is the plaintext."""
+    if values.get("previous_secret") is not None:
+        values["previous_secret"] = BOX.encrypt(values["previous_secret"])
     async with session_scope(sessionmaker) as session:
-        endpoint = WebhookEndpoint(url=url, event_types=list(types), secret=new_secret(), **values)
+        endpoint = WebhookEndpoint(
+            url=url, event_types=list(types), secret=BOX.encrypt(new_secret()), **values
+        )
         session.add(endpoint)
         await session.flush()
         await session.refresh(endpoint)
@@ -119,7 +126,7 @@ async def test_a_delivery_is_signed_per_standard_webhooks(
     assert await _send_due(app, http, settings, endpoint.id) == 1
 
     (request,) = receiver.requests
-    payload = Webhook(endpoint.secret).verify(request.body, dict(request.headers))
+    payload = Webhook(BOX.decrypt(endpoint.secret)).verify(request.body, dict(request.headers))
     assert payload["type"] == "customer.band.changed"
     assert payload["data"] == {
         "customer_id": str(SUBJECT),
@@ -182,7 +189,7 @@ async def test_rotation_signs_with_both_secrets(
     await _publish(app.state.sessionmaker)
     await _send_due(app, http, settings, endpoint.id)
     (request,) = receiver.requests
-    for secret in (old, endpoint.secret):
+    for secret in (old, BOX.decrypt(endpoint.secret)):
         Webhook(secret).verify(request.body, dict(request.headers))
     with pytest.raises(Exception, match="signature"):
         Webhook(new).verify(request.body, dict(request.headers))
@@ -202,7 +209,7 @@ async def test_an_expired_previous_secret_no_longer_signs(
     await _send_due(app, http, settings, endpoint.id)
     (request,) = receiver.requests
     assert len(request.headers["webhook-signature"].split()) == 1
-    Webhook(endpoint.secret).verify(request.body, dict(request.headers))
+    Webhook(BOX.decrypt(endpoint.secret)).verify(request.body, dict(request.headers))
 
 
 async def test_a_failure_then_success_is_one_delivery_under_one_id(
@@ -429,6 +436,7 @@ def _worker(settings: Settings) -> subprocess.Popen[bytes]:
         "REDIS_URL": settings.require_redis_url(),
         "RETENTION_QUEUE_NAME": settings.queue_name,
         "RETENTION_WEBHOOK_ALLOW_PRIVATE": "true",
+        "RETENTION_SECRET_KEY": SECRET_KEY,
     }
     return subprocess.Popen([sys.executable, "-m", "services.cli", "worker"], env=env)
 

@@ -41,7 +41,8 @@ async def list_api_keys(
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
     summary="Create an API key",
-    description="The answer holds the secret `key`; it is never shown again.",
+    description="The answer holds the secret `key`; it is never shown again. A key may "
+    "expire (`expires_at`) and may have its own rate limit (`rate_limit_per_minute`).",
 )
 async def create_key(
     request: Request,
@@ -51,14 +52,18 @@ async def create_key(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> Created:
-        new = await create_api_key(session, body.name, set(body.scopes))
+        new = await create_api_key(
+            session, body.name, set(body.scopes), body.expires_at, body.rate_limit_per_minute
+        )
         read = ApiKeyRead.model_validate(new.record)
         await audit.record(
             session, actor, "create", RESOURCE, new.record.id, None, read.model_dump(mode="json")
         )
         return ApiKeyCreated(**read.model_dump(), key=new.key), {}
 
-    return await idempotent_create(request, session, actor, idempotency_key, body, create)
+    return await idempotent_create(
+        request, session, actor, idempotency_key, body, create, sealed=("key",)
+    )
 
 
 @router.delete(

@@ -24,6 +24,7 @@ from services.api.webhooks.schemas import (
     WebhookWithSecret,
 )
 from services.core.config import Settings
+from services.core.crypto import SecretBox
 from services.core.models import DeliveryStatus, WebhookEndpoint
 from services.core.webhooks.catalogue import ANY, CATALOGUE_VERSION, EVENT_TYPES
 
@@ -39,6 +40,18 @@ async def _settings(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(_settings)]
+
+
+async def _secret_box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secret_box
+    return box
+
+
+Box = Annotated[SecretBox, Depends(_secret_box)]
+
+
+def _with_secret(endpoint: WebhookEndpoint, secret: str) -> WebhookWithSecret:
+    return WebhookWithSecret(**WebhookRead.model_validate(endpoint).model_dump(), secret=secret)
 
 
 def _headers(endpoint: WebhookEndpoint) -> dict[str, str]:
@@ -89,13 +102,16 @@ async def create_webhook(
     session: Session,
     actor: Admin,
     settings: AppSettings,
+    box: Box,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def create() -> Created:
-        endpoint = await service.create(session, actor, body, settings)
-        return WebhookWithSecret.model_validate(endpoint), _headers(endpoint)
+        endpoint, secret = await service.create(session, actor, body, settings, box)
+        return _with_secret(endpoint, secret), _headers(endpoint)
 
-    return await idempotent_create(request, session, actor, idempotency_key, body, create)
+    return await idempotent_create(
+        request, session, actor, idempotency_key, body, create, sealed=("secret",)
+    )
 
 
 @router.get(
@@ -159,15 +175,16 @@ async def rotate_webhook_secret(
     session: Session,
     actor: Admin,
     settings: AppSettings,
+    box: Box,
     response: Response,
     body: SecretRotation | None = None,
 ) -> WebhookWithSecret:
     hours = body.overlap_hours if body is not None else None
     if hours is None:
         hours = settings.webhook_secret_overlap_hours
-    endpoint = await service.rotate_secret(session, actor, webhook_id, hours)
+    endpoint, secret = await service.rotate_secret(session, actor, webhook_id, hours, box)
     response.headers["ETag"] = etag(endpoint.version)
-    return WebhookWithSecret.model_validate(endpoint)
+    return _with_secret(endpoint, secret)
 
 
 @router.post(

@@ -21,6 +21,7 @@ from services.api.webhooks.schemas import (
 )
 from services.core import audit
 from services.core.config import Settings
+from services.core.crypto import SecretBox
 from services.core.db import load
 from services.core.errors import Conflict, FieldError, InvalidInput
 from services.core.models import (
@@ -79,15 +80,21 @@ async def list_(
 
 
 async def create(
-    session: AsyncSession, actor: audit.Actor, data: WebhookCreate, settings: Settings
-) -> WebhookEndpoint:
+    session: AsyncSession,
+    actor: audit.Actor,
+    data: WebhookCreate,
+    settings: Settings,
+    box: SecretBox,
+) -> tuple[WebhookEndpoint, str]:
+    """The endpoint, and its signing secret: stored encrypted, returned once in plaintext."""
     await check_url(data.url, settings)
-    endpoint = WebhookEndpoint(**data.model_dump(), secret=new_secret())
+    secret = new_secret()
+    endpoint = WebhookEndpoint(**data.model_dump(), secret=box.encrypt(secret))
     session.add(endpoint)
     await session.flush()
     await session.refresh(endpoint)
     await audit.record(session, actor, "create", RESOURCE, endpoint.id, None, snapshot(endpoint))
-    return endpoint
+    return endpoint, secret
 
 
 async def update(
@@ -131,10 +138,15 @@ async def delete_(session: AsyncSession, actor: audit.Actor, endpoint_id: uuid.U
 
 
 async def rotate_secret(
-    session: AsyncSession, actor: audit.Actor, endpoint_id: uuid.UUID, overlap_hours: float
-) -> WebhookEndpoint:
-    """A new secret; the current one keeps signing for `overlap_hours` (not at all for 0). Only
-    two secrets sign at once, so a secret rotated out earlier stops now."""
+    session: AsyncSession,
+    actor: audit.Actor,
+    endpoint_id: uuid.UUID,
+    overlap_hours: float,
+    box: SecretBox,
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret, returned in plaintext and stored encrypted; the current one keeps signing
+    for `overlap_hours` (not at all for 0). Only two secrets sign at once, so a secret rotated
+    out earlier stops now."""
     endpoint = await load(session, WebhookEndpoint, endpoint_id, for_update=True)
     before = snapshot(endpoint)
     if overlap_hours > 0:
@@ -143,14 +155,15 @@ async def rotate_secret(
     else:
         endpoint.previous_secret = None
         endpoint.previous_secret_expires_at = None
-    endpoint.secret = new_secret()
+    secret = new_secret()
+    endpoint.secret = box.encrypt(secret)
     endpoint.version += 1
     endpoint.updated_at = func.now()
     await session.flush()
     await session.refresh(endpoint)
     after = snapshot(endpoint)
     await audit.record(session, actor, "rotate_secret", RESOURCE, endpoint.id, before, after)
-    return endpoint
+    return endpoint, secret
 
 
 async def send_test(

@@ -11,6 +11,7 @@ import asyncpg
 
 from services.core import events
 from services.core.imports.values import dump_json
+from services.core.logs import request_context
 
 ACTOR = "import"
 
@@ -36,6 +37,7 @@ async def emit(
     payload = {
         "ids": [str(i) for i in ids],
         "customer_ids": sorted({str(c) for c in customer_ids}),
+        **request_context(),
         **extra,
     }
     await conn.execute(_EMIT, type_, dump_json(payload))

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from services.core import metrics
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn
 from services.core.errors import InvalidInput
@@ -380,6 +381,7 @@ class _Writer:
                     first_line=prepared.first_line,
                 )
                 await runs.checkpoint(conn, self.import_run, self.kind, progress)
+            metrics.import_rows(self.kind, progress.imported, progress.duplicates, progress.failed)
             if self.observer is not None:
                 self.observer.committed(progress)
             await self.turns.done(prepared.index)

@@ -17,7 +17,8 @@ class DeliveryStatus(StrEnum):
 
 class WebhookEndpoint(IdMixin, TimestampsMixin, VersionMixin, Base):
     """A subscriber: where to send which event types, and the secrets that sign them. During a
-    rotation the previous secret signs too, until it expires."""
+    rotation the previous secret signs too, until it expires. Both secrets are stored encrypted
+    (services/core/crypto.py): the columns hold Fernet tokens, never `whsec_…` values."""
 
     __tablename__ = "webhook_endpoints"
 
@@ -25,8 +26,8 @@ class WebhookEndpoint(IdMixin, TimestampsMixin, VersionMixin, Base):
     event_types: Mapped[list[str]]
     description: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(server_default="true")
-    secret: Mapped[str] = mapped_column(String(100))
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None]
     failing_since: Mapped[datetime | None]
     disabled_at: Mapped[datetime | None]

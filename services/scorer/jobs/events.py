@@ -9,9 +9,10 @@ from typing import Any
 from arq import Retry
 from sqlalchemy import text
 
-from services.core import events
+from services.core import events, metrics
 from services.core.imports import uploads
 from services.core.imports.runs import RECOMPUTE
+from services.core.logs import bind_request_ids
 from services.core.reports.refresh import JOB_KIND as REPORT_REFRESH
 from services.scorer.jobs.imports import RUN_IMPORT
 from services.scorer.jobs.reports import REFRESH_REPORTS
@@ -23,7 +24,7 @@ PROCESS_EVENTS = "process_events"
 MAX_TRIES = 8
 
 _JOBS = text("""
-SELECT DISTINCT j AS job_id, e.payload->>'kind' AS kind
+SELECT DISTINCT j AS job_id, e.payload->>'kind' AS kind, e.payload->>'request_id' AS request_id
 FROM outbox_events e, jsonb_array_elements_text(e.payload->'ids') AS j
 WHERE e.id = ANY(:ids) AND e.type = :type
 """)
@@ -35,24 +36,36 @@ JOB_FUNCTIONS = {
 }
 """The arq function that runs each kind of requested job."""
 
+# With the customers: when each event naming some was written (for the scoring lag) and the
+# requests behind the events (for the log lines).
 _CUSTOMERS = text("""
-SELECT count(DISTINCT e.id) AS events,
-  coalesce(array_agg(DISTINCT c) FILTER (WHERE c IS NOT NULL), '{}') AS customer_ids
-FROM outbox_events e
-LEFT JOIN LATERAL jsonb_array_elements_text(e.payload->'customer_ids') AS c ON true
-WHERE e.id = ANY(:ids)
+WITH e AS MATERIALIZED (SELECT created_at, payload FROM outbox_events WHERE id = ANY(:ids))
+SELECT (SELECT count(*) FROM e) AS events,
+  (SELECT coalesce(array_agg(DISTINCT c), '{}')
+   FROM e, jsonb_array_elements_text(e.payload->'customer_ids') AS c) AS customer_ids,
+  (SELECT coalesce(array_agg(created_at), '{}') FROM e
+   WHERE e.payload->'customer_ids' <> '[]') AS created,
+  (SELECT coalesce(array_agg(DISTINCT e.payload->>'request_id'), '{}') FROM e
+   WHERE e.payload ? 'request_id') AS request_ids
 """)
 
 
-async def start_job(ctx: dict[str, Any], job_id: str, kind: str | None = None) -> None:
-    """Enqueue a requested job under an id of its own, so a redelivered event starts it once."""
+async def start_job(
+    ctx: dict[str, Any], job_id: str, kind: str | None = None, request_id: str | None = None
+) -> None:
+    """Enqueue a requested job under an id of its own, so a redelivered event starts it once;
+    it names the request that asked for it, if any, in its log lines."""
     function = JOB_FUNCTIONS.get(kind or RECOMPUTE)
     if function is None:
         log.error("job %s has a kind no worker function runs: %s", job_id, kind)
         return
     queue = ctx["settings"].queue_name
     await ctx["redis"].enqueue_job(
-        function, job_id, _job_id=f"{queue}:job:{job_id}", _queue_name=queue
+        function,
+        job_id,
+        request_id=request_id,
+        _job_id=f"{queue}:job:{job_id}",
+        _queue_name=queue,
     )
 
 
@@ -68,10 +81,12 @@ async def process_events(ctx: dict[str, Any], event_ids: list[int]) -> dict[str,
             row = (await session.execute(_CUSTOMERS, {"ids": event_ids})).one()
             params = {"ids": event_ids, "type": events.JOBS_REQUESTED}
             jobs = (await session.execute(_JOBS, params)).all()
+        bind_request_ids(row.request_ids)
         for job in jobs:
-            await start_job(ctx, job.job_id, job.kind)
+            await start_job(ctx, job.job_id, job.kind, job.request_id)
         customer_ids = sorted(uuid.UUID(c) for c in row.customer_ids)
         rescored = await rescore_customers(ctx, customer_ids) if customer_ids else 0
+        metrics.scoring_lag(row.created)
     except Exception as exc:
         # arq fails a job for good on an ordinary exception; a database hiccup must not drop
         # events already marked relayed, so failures are retried with backoff. The last try

@@ -30,6 +30,7 @@ from services.core.imports.service import (
     ImportOptions,
     import_file,
 )
+from services.core.logs import bind_request_ids
 from services.core.models import Job
 from services.core.models.imports import ImportKind, ImportRun, ImportStatus
 
@@ -190,9 +191,10 @@ def _retry_delay(job_try: int) -> float:
     return float(min(5 * 2 ** (job_try - 1), 60))
 
 
-async def run_import(ctx: dict[str, Any], job_id: str) -> str:
+async def run_import(ctx: dict[str, Any], job_id: str, request_id: str | None = None) -> str:
     """Import the file uploaded for this job; the job ends `succeeded` with the counts, or
     `failed` with why. Safe to run again at any point."""
+    bind_request_ids([request_id])
     sessionmaker = ctx["sessionmaker"]
     settings: Settings = ctx["settings"]
     job_uuid = uuid.UUID(job_id)
@@ -237,4 +239,5 @@ async def run_import(ctx: dict[str, Any], job_id: str) -> str:
     await _finish(sessionmaker, job_uuid, "succeeded", result=result, done=run.rows, total=run.rows)
     # The upload is no longer needed (a rerun finds the finished run); its report stays.
     await asyncio.to_thread(path.unlink, True)
+    log.info("import job %s imported %d of %d rows", job_id, run.imported, run.rows, extra=result)
     return "succeeded"

@@ -1,6 +1,7 @@
 """Scoring jobs: thin wrappers that open a transaction per chunk and call the scoring path."""
 
 import asyncio
+import logging
 import math
 import time
 import uuid
@@ -13,12 +14,15 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db import session_scope
+from services.core.logs import bind_request_ids
 from services.core.models import Channel, Customer, Job
 from services.core.profiles import active_profile
 from services.core.reports.refresh import request_refresh
 from services.core.scoring.profile import ScoringProfile
 from services.scorer.features import Customers, IdRange
 from services.scorer.scoring import assign_value_tiers, rescore, rescore_channels
+
+log = logging.getLogger(__name__)
 
 CHUNK = 10_000
 PARALLEL = 2
@@ -53,7 +57,8 @@ async def _chunks(
         return
     async with sessionmaker() as session:
         starts = list((await session.scalars(_BOUNDARIES, {"chunk": CHUNK})).all())
-    for start, end in zip(starts, [*starts[1:], None], strict=True):
+    ends = [*starts[1:], None] if starts else []
+    for start, end in zip(starts, ends, strict=True):
         yield IdRange(start, end)
 
 
@@ -187,9 +192,10 @@ async def _score_chunks(
     return scored
 
 
-async def run_recompute(ctx: dict[str, Any], job_id: str) -> str:
+async def run_recompute(ctx: dict[str, Any], job_id: str, request_id: str | None = None) -> str:
     """`POST /v1/scoring/recompute`: score the named customers, or all, as of the job's time,
     reporting progress on the job row. A rerun after a crash starts over, which is harmless."""
+    bind_request_ids([request_id])
     sessionmaker = ctx["sessionmaker"]
     async with session_scope(sessionmaker) as session:
         job = await session.get(Job, uuid.UUID(job_id), with_for_update=True)
@@ -216,6 +222,9 @@ async def run_recompute(ctx: dict[str, Any], job_id: str) -> str:
             session, job_id, "succeeded", result={"scored": scored, "as_of": as_of.isoformat()}
         )
         await request_refresh(session, created_by="scheduler", reason=f"recompute {job_id}")
+    log.info(
+        "recompute job %s done, customers scored: %d", job_id, scored, extra={"scored": scored}
+    )
     return "succeeded"
 
 

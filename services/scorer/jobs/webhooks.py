@@ -13,7 +13,9 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.core import metrics
 from services.core.config import Settings
+from services.core.crypto import MissingSecretKey, SecretBox, UndecryptableSecret, load_box
 from services.core.db import session_scope
 from services.core.webhooks.attempt import AttemptResult, attempt
 from services.core.webhooks.publish import publish
@@ -122,21 +124,25 @@ RETURNING url
 """)
 
 
-def _secrets(row: Any, now: datetime) -> list[str]:
-    secrets = [row.secret]
+def _secrets(box: SecretBox, row: Any, now: datetime) -> list[str]:
+    """The endpoint's signing secrets, decrypted: the current one, and the previous one while
+    its overlap lasts."""
+    secrets = [box.decrypt(row.secret)]
     expires = row.previous_secret_expires_at
     if row.previous_secret and (expires is None or expires > now):
-        secrets.append(row.previous_secret)
+        secrets.append(box.decrypt(row.previous_secret))
     return secrets
 
 
 async def _send(
-    client: httpx.AsyncClient, row: Any, settings: Settings, now: datetime
+    client: httpx.AsyncClient, row: Any, secrets: list[str], settings: Settings, now: datetime
 ) -> tuple[datetime, AttemptResult]:
     body = orjson.dumps(row.body)
-    signed = headers(row.message_id, int(now.timestamp()), body, _secrets(row, now))
+    signed = headers(row.message_id, int(now.timestamp()), body, secrets)
     sent_at = datetime.now(UTC)
-    return sent_at, await attempt(client, row.url, body, signed, settings.webhook_timeout_seconds)
+    result = await attempt(client, row.url, body, signed, settings.webhook_timeout_seconds)
+    metrics.webhook_attempt(result.outcome, result.latency_ms)
+    return sent_at, result
 
 
 def _refused(reason: str) -> AttemptResult:
@@ -167,15 +173,17 @@ async def deliver(
     now = datetime.now(UTC)
     results: list[tuple[datetime, AttemptResult]]
     try:
+        secrets = _secrets(load_box(settings), rows[0], now)  # one endpoint: the same for all
         await check_target(rows[0].url, settings.webhook_allow_private)
-    except UnsafeTarget as exc:
+    except (UnsafeTarget, MissingSecretKey, UndecryptableSecret) as exc:
         results = [(now, _refused(f"refused: {exc}")) for _ in rows]
+        metrics.WEBHOOK_ATTEMPTS.labels("refused").inc(len(rows))
     else:
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def send(row: Any) -> tuple[datetime, AttemptResult]:
             async with limit:
-                return await _send(client, row, settings, now)
+                return await _send(client, row, secrets, settings, now)
 
         results = list(await asyncio.gather(*(send(row) for row in rows)))
     await _record(sessionmaker, settings, endpoint_id, rows, results, rng)
