@@ -45,6 +45,10 @@ LONG_JOB_SECONDS = 3 * 3600
 # Jobs spend most of their time waiting on PostgreSQL or a webhook receiver: arq's default of
 # 10 at a time left the process half idle with jobs queueing behind them (bench/alert_latency.py).
 MAX_JOBS = 32
+# On SIGTERM or Ctrl-C a worker stops taking jobs and gives running ones this long to finish
+# (event batches take well under a second, a webhook attempt at most its 15 s timeout); what is
+# still running then is cancelled and runs again elsewhere, as every job may.
+JOB_COMPLETION_WAIT_SECONDS = 30
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:
@@ -116,6 +120,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "poll_delay": POLL_DELAY_SECONDS,
         "max_jobs": MAX_JOBS,
         "handle_signals": True,
+        "job_completion_wait": JOB_COMPLETION_WAIT_SECONDS,
     }
 
 
