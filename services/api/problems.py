@@ -165,18 +165,25 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Internal error", instance=request.url.path)
 
 
+_TOO_LARGE = "The body is larger than the service accepts (`max_bytes` says how large)"
+_IN_FLIGHT = "Another request with the same Idempotency-Key is still in flight; retry shortly"
 _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
-    """Every 4xx answer is application/problem+json, and every operation that takes a body can
-    answer 400 when it is not valid JSON (or not a form, for uploads): say so in the document,
-    in place of FastAPI's default `application/json` validation error."""
+    """Every 4xx answer is application/problem+json; every operation that takes a body can
+    answer 400 when it is not valid JSON (or not a form, for uploads) and 413 when it is too
+    large, and every one that takes an Idempotency-Key 409 while a request with the same key
+    runs. Say so in the document, in place of FastAPI's default `application/json` error."""
     for path in schema.get("paths", {}).values():
         for operation in path.values():
             answers = operation.get("responses", {})
-            if "requestBody" in operation and "400" not in answers:
-                answers["400"] = {"description": PROBLEM_RESPONSES[400]["description"]}
+            if "requestBody" in operation:
+                answers.setdefault("400", {"description": PROBLEM_RESPONSES[400]["description"]})
+                answers.setdefault("413", {"description": _TOO_LARGE})
+            names = {p.get("name", "").lower() for p in operation.get("parameters", [])}
+            if "idempotency-key" in names:
+                answers.setdefault("409", {"description": _IN_FLIGHT})
             for code, answer in answers.items():
                 if code.startswith("4"):
                     answer["content"] = _PROBLEM_CONTENT
