@@ -34,8 +34,9 @@ import numpy as np
 import orjson
 from standardwebhooks.webhooks import Webhook
 
-from bench.harness import admin_key, scratch_database, uvicorn
+from bench.harness import PROCESS_ENV, admin_key, scratch_database, uvicorn
 from bench.latency import API_WORKERS, CONNECTIONS, line, prescore, scorer, seed
+from services.core.crypto import SecretBox
 from services.core.db import asyncpg_dsn
 from services.core.webhooks.signing import new_secret
 from tests.receiver import Receiver
@@ -50,8 +51,9 @@ VALUES (gen_random_uuid(), 'A complaint', 'complaints', 'customer', '{"count": 1
 
 
 async def subscribe(dsn: str, url: str) -> str:
-    """The bench's rule and its endpoint, written directly: the API for both is tested
-    elsewhere, and this keeps setup out of the measurement."""
+    """The bench's rule and its endpoint, written directly (the secret encrypted as the API
+    stores it): the API for both is tested elsewhere, and this keeps setup out of the
+    measurement."""
     secret = new_secret()
     conn = await asyncpg.connect(dsn)
     try:
@@ -61,7 +63,7 @@ async def subscribe(dsn: str, url: str) -> str:
             "VALUES ($1, $2, '{alert.opened}', $3)",
             uuid.uuid4(),
             url,
-            secret,
+            SecretBox([PROCESS_ENV["RETENTION_SECRET_KEY"]]).encrypt(secret),
         )
     finally:
         await conn.close()
