@@ -33,6 +33,7 @@ from services.core.imports.service import (
 from services.core.logs import bind_request_ids
 from services.core.models import Job
 from services.core.models.imports import ImportKind, ImportRun, ImportStatus
+from services.scorer.jobs.scoring import FINISHED, finish
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ many starts were made; then the job fails."""
 BATCH_SIZE = DEFAULT_BATCH_SIZE
 PROGRESS_SECONDS = 1.0
 """The job row is updated at most this often, and after each batch otherwise."""
-FINISHED = ("succeeded", "failed")
 
 
 class JobProgress:
@@ -116,12 +116,7 @@ async def _finish(
     sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, status: str, **values: Any
 ) -> None:
     async with session_scope(sessionmaker) as session:
-        await session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(status=status, finished_at=datetime.now(UTC), **values)
-            .values(progress=1.0 if status == "succeeded" else Job.progress)
-        )
+        await finish(session, str(job_id), status, **values)
 
 
 async def _finished_run(
