@@ -215,22 +215,29 @@ def _customer_command(kind: str) -> Callable[..., None]:
         from services.api.exports import kinds
         from services.api.scoring.schemas import Band as ListBand
 
-        filters = CustomerFilters(
-            channel_id,
-            owner,
-            tier,
-            lifecycle_stage,
-            tag,
-            _time(created_after, "--created-after"),
-            _time(created_before, "--created-before"),
-            q,
-            include_archived,
-            None if band is None else ListBand(band),
-            score_min,
-            score_max,
-        )
+        after = _time(created_after, "--created-after")
+        before = _time(created_before, "--created-before")
         build = kinds.customers if kind == "customers" else kinds.scores
-        _export(lambda: build(filters), output, format_, chunk_size)
+
+        def export() -> "Export":
+            # Inside _export: filters that contradict each other are a usage error.
+            filters = CustomerFilters(
+                channel_id,
+                owner,
+                tier,
+                lifecycle_stage,
+                tag,
+                after,
+                before,
+                q,
+                include_archived,
+                None if band is None else ListBand(band),
+                score_min,
+                score_max,
+            )
+            return build(filters)
+
+        _export(export, output, format_, chunk_size)
 
     return command
 

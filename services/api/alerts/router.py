@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
@@ -145,17 +145,7 @@ StatusQuery = Annotated[
 ]
 
 
-@alerts_router.get(
-    "",
-    response_model=Page[AlertRead],
-    summary="List alerts",
-    description="Newest `opened_at` first.",
-)
-async def list_alerts(
-    session: Session,
-    _: Reader,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+def alert_filters(
     status: StatusQuery = None,
     owner: Annotated[str | None, Query(max_length=200)] = None,
     severity: Severity | None = None,
@@ -174,10 +164,26 @@ async def list_alerts(
     until: Annotated[
         AwareDatetime | None, Query(description="Only alerts opened before this time.")
     ] = None,
-) -> Page[AlertRead]:
-    filters = service.AlertFilters(
+) -> service.AlertFilters:
+    """`GET /v1/alerts`'s filters."""
+    return service.AlertFilters(
         status or (), owner, severity, channel_id, rule_id, subject, subject_id, since, until
     )
+
+
+@alerts_router.get(
+    "",
+    response_model=Page[AlertRead],
+    summary="List alerts",
+    description="Newest `opened_at` first.",
+)
+async def list_alerts(
+    session: Session,
+    _: Reader,
+    filters: Annotated[service.AlertFilters, Depends(alert_filters)],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[AlertRead]:
     items, next_cursor = await service.list_alerts(session, filters, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 

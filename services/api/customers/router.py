@@ -1,7 +1,7 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
@@ -31,7 +31,6 @@ from services.api.scoring.schemas import (
     Since,
     Until,
 )
-from services.core.errors import FieldError, InvalidInput
 from services.core.models import Customer
 from services.core.models.enums import LifecycleStage, ValueTier
 
@@ -40,19 +39,7 @@ router = APIRouter(prefix="/customers", tags=["customers"], responses=V1_RESPONS
 SortParam = Annotated[str, sort_query("-created_at", service.SORTS)]
 
 
-@router.get(
-    "",
-    response_model=Page[CustomerListItem],
-    summary="List customers",
-    description="Each item carries its current `health` (null before the first score). "
-    "Sorting by `score` puts unscored customers last when descending, first when ascending.",
-)
-async def list_customers(
-    session: Session,
-    _: Reader,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-    sort: SortParam = "-created_at",
+def customer_filters(
     channel_id: uuid.UUID | None = None,
     owner: str | None = None,
     tier: Annotated[ValueTier | None, Query(description="Value tier.")] = None,
@@ -71,13 +58,9 @@ async def list_customers(
     band: BandQuery = None,
     score_min: ScoreMin = None,
     score_max: ScoreMax = None,
-) -> Page[CustomerListItem]:
-    if created_after and created_before and created_before < created_after:
-        raise InvalidInput(
-            "created_before is earlier than created_after.",
-            [FieldError("query.created_before", "before created_after", "value_error")],
-        )
-    filters = service.CustomerFilters(
+) -> service.CustomerFilters:
+    """`GET /v1/customers`'s filters."""
+    return service.CustomerFilters(
         channel_id,
         owner,
         tier,
@@ -91,6 +74,23 @@ async def list_customers(
         score_min,
         score_max,
     )
+
+
+@router.get(
+    "",
+    response_model=Page[CustomerListItem],
+    summary="List customers",
+    description="Each item carries its current `health` (null before the first score). "
+    "Sorting by `score` puts unscored customers last when descending, first when ascending.",
+)
+async def list_customers(
+    session: Session,
+    _: Reader,
+    filters: Annotated[service.CustomerFilters, Depends(customer_filters)],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    sort: SortParam = "-created_at",
+) -> Page[CustomerListItem]:
     items, next_cursor = await service.list_(session, filters, sort, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 

@@ -43,6 +43,14 @@ class CustomerFilters:
     score_min: float | None = None
     score_max: float | None = None
 
+    def __post_init__(self) -> None:
+        after, before = self.created_after, self.created_before
+        if after is not None and before is not None and before < after:
+            raise InvalidInput(
+                "created_before is earlier than created_after.",
+                [FieldError("query.created_before", "before created_after", "value_error")],
+            )
+
 
 def snapshot(customer: object) -> dict[str, Any]:
     """The customer as the API shows it; accepts an ORM object or a row mapping."""

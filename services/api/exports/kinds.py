@@ -27,7 +27,6 @@ from services.api.interactions import service as interaction_service
 from services.api.interactions.schemas import InteractionRead
 from services.api.interactions.service import InteractionFilters
 from services.api.scoring.health import filter_health, with_health
-from services.core.errors import FieldError, InvalidInput
 from services.core.models import Alert, AlertRule, Customer, CustomerHealth, Interaction
 
 
@@ -84,7 +83,6 @@ SCORE_COLUMNS = (
 
 
 def customers(filters: CustomerFilters) -> Export:
-    _check_created(filters)
     columns = [getattr(Customer, name) for name in CustomerRead.model_fields]
     query = customer_service.filtered(select(*columns), filters)
     query = with_health(query, CustomerHealth, CustomerHealth.customer_id == Customer.id)
@@ -114,7 +112,6 @@ def alerts(filters: AlertFilters) -> Export:
 
 def scores(filters: CustomerFilters) -> Export:
     """The customers export's filters; customers not scored yet have no row."""
-    _check_created(filters)
     query = (
         select(*SCORE_COLUMNS)
         .select_from(CustomerHealth)
@@ -123,12 +120,3 @@ def scores(filters: CustomerFilters) -> Export:
     query = customer_service.filtered(query, filters)
     query = filter_health(query, CustomerHealth, filters.band, filters.score_min, filters.score_max)
     return Export(ExportKind.scores, query.order_by(Customer.created_at, Customer.id))
-
-
-def _check_created(filters: CustomerFilters) -> None:
-    after, before = filters.created_after, filters.created_before
-    if after is not None and before is not None and before < after:
-        raise InvalidInput(
-            "created_before is earlier than created_after.",
-            [FieldError("query.created_before", "before created_after", "value_error")],
-        )

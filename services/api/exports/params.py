@@ -1,26 +1,12 @@
 """The query parameters of the exports: the filters of the matching list endpoints (without
 `limit`, `cursor` and `sort`), and the format, from `format` or the Accept header."""
 
-import uuid
 from typing import Annotated
 
 from fastapi import Header, Query
-from pydantic import AwareDatetime
 
-from services.api.alerts.router import StatusQuery
-from services.api.alerts.service import AlertFilters
-from services.api.customers.service import CustomerFilters
 from services.api.exports.encoding import ExportFormat
-from services.api.interactions.service import InteractionFilters
-from services.api.scoring.schemas import BandQuery, ScoreMax, ScoreMin
 from services.core.errors import DomainError, FieldError
-from services.core.models.enums import (
-    AlertSubject,
-    InteractionKind,
-    LifecycleStage,
-    Severity,
-    ValueTier,
-)
 
 ACCEPTED = {
     "text/csv": ExportFormat.csv,
@@ -83,84 +69,3 @@ def _quality(params: list[str]) -> float:
             except ValueError:
                 return 0.0
     return 1.0
-
-
-def customer_filters(
-    channel_id: uuid.UUID | None = None,
-    owner: str | None = None,
-    tier: Annotated[ValueTier | None, Query(description="Value tier.")] = None,
-    lifecycle_stage: LifecycleStage | None = None,
-    tag: str | None = None,
-    created_after: Annotated[
-        AwareDatetime | None, Query(description="Only customers created at or after this time.")
-    ] = None,
-    created_before: Annotated[
-        AwareDatetime | None, Query(description="Only customers created before this time.")
-    ] = None,
-    q: Annotated[
-        str | None, Query(max_length=200, description="Text in name or external_ref.")
-    ] = None,
-    include_archived: bool = False,
-    band: BandQuery = None,
-    score_min: ScoreMin = None,
-    score_max: ScoreMax = None,
-) -> CustomerFilters:
-    """`GET /v1/customers`'s filters."""
-    return CustomerFilters(
-        channel_id,
-        owner,
-        tier,
-        lifecycle_stage,
-        tag,
-        created_after,
-        created_before,
-        q,
-        include_archived,
-        band,
-        score_min,
-        score_max,
-    )
-
-
-def interaction_filters(
-    customer_id: uuid.UUID | None = None,
-    channel_id: uuid.UUID | None = None,
-    kind: InteractionKind | None = None,
-    external_id: str | None = None,
-    occurred_after: Annotated[
-        AwareDatetime | None, Query(description="Only interactions at or after this time.")
-    ] = None,
-    occurred_before: Annotated[
-        AwareDatetime | None, Query(description="Only interactions before this time.")
-    ] = None,
-) -> InteractionFilters:
-    """`GET /v1/interactions`'s filters."""
-    return InteractionFilters(
-        customer_id, channel_id, kind, external_id, occurred_after, occurred_before
-    )
-
-
-def alert_filters(
-    status: StatusQuery = None,
-    owner: Annotated[str | None, Query(max_length=200)] = None,
-    severity: Severity | None = None,
-    channel_id: Annotated[
-        uuid.UUID | None,
-        Query(description="The channel's own alerts and those of its customers."),
-    ] = None,
-    rule_id: uuid.UUID | None = None,
-    subject: AlertSubject | None = None,
-    subject_id: Annotated[
-        uuid.UUID | None, Query(description="One customer's or channel's alerts.")
-    ] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="Only alerts opened at or after this time.")
-    ] = None,
-    until: Annotated[
-        AwareDatetime | None, Query(description="Only alerts opened before this time.")
-    ] = None,
-) -> AlertFilters:
-    """`GET /v1/alerts`'s filters."""
-    return AlertFilters(
-        status or (), owner, severity, channel_id, rule_id, subject, subject_id, since, until
-    )

@@ -9,17 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from services.api.alerts.router import alert_filters
 from services.api.alerts.service import AlertFilters
 from services.api.auth import Reader
+from services.api.customers.router import customer_filters
 from services.api.customers.service import CustomerFilters
 from services.api.exports import kinds, stream
 from services.api.exports.encoding import MEDIA_TYPES, ExportFormat
-from services.api.exports.params import (
-    alert_filters,
-    customer_filters,
-    export_format,
-    interaction_filters,
-)
+from services.api.exports.params import export_format
+from services.api.interactions.router import interaction_filters
 from services.api.interactions.service import InteractionFilters
 from services.api.problems import PROBLEM_JSON, V1_RESPONSES, Problem
 

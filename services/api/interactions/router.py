@@ -2,7 +2,7 @@ import uuid
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
@@ -33,13 +33,7 @@ class _AlreadyStored(Exception):
         self.interaction = interaction
 
 
-@router.get("", response_model=Page[InteractionRead], summary="List interactions")
-async def list_interactions(
-    session: Session,
-    _: Reader,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-    sort: SortParam = "-occurred_at",
+def interaction_filters(
     customer_id: uuid.UUID | None = None,
     channel_id: uuid.UUID | None = None,
     kind: InteractionKind | None = None,
@@ -50,10 +44,22 @@ async def list_interactions(
     occurred_before: Annotated[
         AwareDatetime | None, Query(description="Only interactions before this time.")
     ] = None,
-) -> Page[InteractionRead]:
-    filters = service.InteractionFilters(
+) -> service.InteractionFilters:
+    """`GET /v1/interactions`'s filters."""
+    return service.InteractionFilters(
         customer_id, channel_id, kind, external_id, occurred_after, occurred_before
     )
+
+
+@router.get("", response_model=Page[InteractionRead], summary="List interactions")
+async def list_interactions(
+    session: Session,
+    _: Reader,
+    filters: Annotated[service.InteractionFilters, Depends(interaction_filters)],
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    sort: SortParam = "-occurred_at",
+) -> Page[InteractionRead]:
     rows, next_cursor = await service.list_(session, filters, sort, cursor, limit)
     return Page(items=[InteractionRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
