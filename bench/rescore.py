@@ -24,6 +24,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 
 from bench.harness import PROCESS_ENV, ROOT, scratch_database
+from services.core import partitions
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn
 
@@ -71,6 +72,7 @@ async def load(settings: Settings, customers: int, interactions: int) -> list[uu
         amounts = np.round(rng.lognormal(5, 1, n), 2)
         ratings = rng.integers(1, 6, n)
         occurred = [NOW - timedelta(days=float(d)) for d in days_ago.tolist()]
+        await partitions.ensure_range(conn, min(occurred), max(occurred))
         records = [
             (
                 u,

@@ -18,11 +18,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core import audit, events
+from services.core import interactions as stored
 from services.core.models import (
     Channel,
     Customer,
     CustomerChannelMembership,
-    Interaction,
     Ticket,
 )
 from services.core.models.base import new_id
@@ -162,12 +162,18 @@ async def _insert(
         insert(model).values(rows).on_conflict_do_nothing(index_elements=[key]).returning(model.id)
     )
     inserted = list((await session.scalars(statement)).all())
+    await _audit(session, resource, rows, inserted)
+    return inserted
+
+
+async def _audit(
+    session: AsyncSession, resource: str, rows: list[dict[str, Any]], inserted: list[uuid.UUID]
+) -> None:
     by_id = {row["id"]: row for row in rows}
     changes: list[tuple[object | None, dict[str, Any] | None, dict[str, Any] | None]] = [
         (row_id, None, to_jsonable_python(by_id[row_id])) for row_id in inserted
     ]
     await audit.record_many(session, ACTOR, "create", resource, changes)
-    return inserted
 
 
 async def _channels(session: AsyncSession) -> tuple[list[uuid.UUID], int]:
@@ -299,7 +305,16 @@ async def _interactions(
                     "channel_id": customer.channel_id,
                 }
             )
-    inserted = await _insert(session, Interaction, "external_id", rows, "interaction")
+    values = [
+        tuple(
+            stored.attributes_json(row[name]) if name == "attributes" else row[name]
+            for name in stored.NAMES
+        )
+        for row in rows
+    ]
+    new = await stored.insert(session, values)
+    inserted = [row["id"] for row in rows if row["id"] in new]
+    await _audit(session, "interaction", rows, inserted)
     await _emit(session, events.INTERACTIONS_CREATED, inserted, rows)
     return len(inserted)
 

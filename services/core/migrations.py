@@ -5,6 +5,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from services.core import partitions
 from services.core.crypto import SecretBox
 
 SOURCE_TREE = Path(__file__).resolve().parents[2]
@@ -14,6 +15,12 @@ def _ini() -> Path:
     """`alembic.ini` beside the source tree, or in the working directory for a wheel install."""
     beside = SOURCE_TREE / "alembic.ini"
     return beside if beside.exists() else Path.cwd() / "alembic.ini"
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """What autogenerate compares: not the monthly partitions, which come and go with the data
+    and take their shape from their parent table."""
+    return not (type_ == "table" and name is not None and partitions.is_partition(name))
 
 
 def alembic_config(url: str, secret_box: SecretBox | None = None) -> Config:

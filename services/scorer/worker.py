@@ -16,7 +16,7 @@ from services.scorer.dispatch import dispatch_forever
 from services.scorer.jobs.events import MAX_TRIES, process_events
 from services.scorer.jobs.imports import MAX_TRIES as IMPORT_MAX_TRIES
 from services.scorer.jobs.imports import RUN_IMPORT, run_import
-from services.scorer.jobs.maintenance import purge_idempotency_records
+from services.scorer.jobs.maintenance import maintain_partitions, purge_idempotency_records
 from services.scorer.jobs.reports import REFRESH_REPORTS, run_report_refresh
 from services.scorer.jobs.scoring import (
     RESCORE_TOUCHED_CHANNELS,
@@ -101,6 +101,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         ],
         "cron_jobs": [
             cron(purge_idempotency_records, minute={7}, run_at_startup=False),
+            cron(maintain_partitions, minute={17}, run_at_startup=True),
             cron(check_sla, run_at_startup=False),  # every minute, at second 0
             cron(
                 scheduled_rescore,

@@ -19,7 +19,7 @@ from sqlalchemy.pool import QueuePool
 from services.api.exports import kinds, stream
 from services.api.exports.encoding import ExportFormat
 from services.api.interactions.service import InteractionFilters
-from services.core.models import Interaction
+from services.core.models import Interaction, InteractionExternalId
 from services.core.models.base import new_id
 from services.core.models.enums import AlertStatus, InteractionKind, Scope
 from tests.api.customer_rows import insert_channel, insert_customer
@@ -158,7 +158,13 @@ async def customers_with_scores(engine: AsyncEngine) -> dict[str, uuid.UUID]:
 async def insert_interactions(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
     async with engine.begin() as conn:
         for row in rows:  # one by one: the rows give different columns
-            await conn.execute(insert(Interaction).values(id=new_id(), **row))
+            row_id = new_id()
+            await conn.execute(insert(Interaction).values(id=row_id, **row))
+            if row.get("external_id") is not None:
+                key = {"interaction_id": row_id, "occurred_at": row["occurred_at"]}
+                await conn.execute(
+                    insert(InteractionExternalId).values(external_id=row["external_id"], **key)
+                )
 
 
 # Content

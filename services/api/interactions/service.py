@@ -4,16 +4,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import references
 from services.api.interactions.schemas import InteractionCreate, InteractionRead
 from services.api.pagination import fetch_page
 from services.core import audit, events
+from services.core import interactions as stored
 from services.core.db import load
 from services.core.errors import Conflict, FieldError, InvalidInput
-from services.core.models import Interaction
+from services.core.models import Interaction, InteractionExternalId
+from services.core.models.base import new_id
 from services.core.models.enums import InteractionKind
 
 SORTS = ("occurred_at", "created_at")
@@ -51,10 +52,11 @@ def filtered(query: Select[Any], f: InteractionFilters) -> Select[Any]:
         (Interaction.customer_id, f.customer_id),
         (Interaction.channel_id, f.channel_id),
         (Interaction.kind, f.kind),
-        (Interaction.external_id, f.external_id),
     ):
         if value is not None:
             query = query.where(column == value)
+    if f.external_id is not None:
+        query = query.where(stored.with_external_id(f.external_id))
     if f.occurred_after is not None:
         query = query.where(Interaction.occurred_at >= f.occurred_after)
     if f.occurred_before is not None:
@@ -79,6 +81,30 @@ async def _resolve_customer(
     return customer_id, channels[customer_id]
 
 
+def row_of(
+    data: InteractionCreate,
+    customer_id: uuid.UUID,
+    customer_channel: uuid.UUID | None,
+    default_currency: str,
+) -> tuple[Any, ...]:
+    """A new interaction's values in the order of services.core.interactions.COLUMNS."""
+    amount = data.amount
+    return (
+        new_id(),
+        customer_id,
+        data.channel_id or customer_channel,
+        data.kind,
+        data.occurred_at,
+        amount,
+        data.currency or (default_currency if amount is not None else None),
+        data.satisfaction,
+        data.nps,
+        data.external_id,
+        data.summary,
+        stored.attributes_json(data.attributes),
+    )
+
+
 async def create(
     session: AsyncSession, actor: audit.Actor, data: InteractionCreate, default_currency: str
 ) -> tuple[Interaction, bool]:
@@ -89,25 +115,18 @@ async def create(
             "The channel does not exist.",
             [FieldError("body.channel_id", "no channel has this id", "not_found")],
         )
-    row = data.model_dump(exclude={"customer_external_ref"})
-    row["customer_id"] = customer_id
-    row["channel_id"] = data.channel_id or customer_channel
-    if data.amount is not None and data.currency is None:
-        row["currency"] = default_currency
-    statement = (
-        insert(Interaction)
-        .values(row)
-        .on_conflict_do_nothing(index_elements=[Interaction.external_id])
-        .returning(Interaction)
-    )
-    interaction = await session.scalar(statement)
-    if interaction is None:
-        stored = await session.scalar(
-            select(Interaction).where(Interaction.external_id == data.external_id)
+    row = row_of(data, customer_id, customer_channel, default_currency)
+    if not await stored.insert(session, [row]):
+        found = await session.scalar(
+            select(Interaction).where(stored.with_external_id(data.external_id or ""))
         )
-        if stored is None:  # deleted between the two statements
+        if found is None:  # deleted between the two statements
             raise Conflict("The interaction changed while being stored; retry.")
-        return stored, False
+        return found, False
+    interaction = await session.scalar(
+        select(Interaction).where(Interaction.id == row[0], Interaction.occurred_at == row[4])
+    )
+    assert interaction is not None
     await events.emit(session, events.INTERACTIONS_CREATED, [interaction.id], [customer_id])
     await audit.record(
         session, actor, "create", RESOURCE, interaction.id, None, snapshot(interaction)
@@ -119,6 +138,12 @@ async def delete_(session: AsyncSession, actor: audit.Actor, interaction_id: uui
     interaction = await get(session, interaction_id)
     before = snapshot(interaction)
     await session.execute(delete(Interaction).where(Interaction.id == interaction_id))
+    if interaction.external_id is not None:
+        await session.execute(
+            delete(InteractionExternalId).where(
+                InteractionExternalId.external_id == interaction.external_id
+            )
+        )
     await events.emit(
         session, events.INTERACTIONS_DELETED, [interaction_id], [interaction.customer_id]
     )

@@ -1,13 +1,15 @@
 """Interactions: one INSERT ... SELECT per batch that resolves customers and channels, skips
-external ids already stored (`ON CONFLICT DO NOTHING`), and writes the batch's outbox event in
+external ids already stored (claimed in interaction_external_ids, `ON CONFLICT DO NOTHING`),
+creates the partitions of the batch's months beforehand, and writes the batch's outbox event in
 the same statement, its payload built in SQL as `events.emit` builds it."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 import uuid_utils
 
-from services.core import events
+from services.core import events, partitions
 from services.core.imports.formats import Values
 from services.core.imports.load import (
     STAGING,
@@ -47,8 +49,20 @@ class InteractionLoader(Loader):
         "external_id, summary, attributes"
     )
 
+    _OCCURRED_AT = 1 + [name for name, _ in columns].index("occurred_at")
+
     def __init__(self) -> None:
         self._statements: dict[tuple[bool, ...], str] = {}
+        self._months: set[datetime] = set()
+
+    async def prepare(self, conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
+        """Partitions for the months of the batch, created ahead of its transaction, so that
+        history lands in its months' partitions rather than in the default one."""
+        times = (row[self._OCCURRED_AT] for row in rows)
+        months = {partitions.month_of(t) for t in times if t is not None} - self._months
+        if months:
+            await partitions.ensure_months(conn, months)
+            self._months |= months
 
     def stage(self, line: int, round_: int, row: Values, context: Context) -> Staged:
         get = row.get
@@ -85,12 +99,19 @@ WITH resolved AS MATERIALIZED (
          {named} AND {channel_id} IS NULL AS channel_missing
   FROM {STAGING} s {customer_joins} {channel_joins}
 ),
+claimed AS (
+  INSERT INTO interaction_external_ids (external_id, interaction_id, occurred_at)
+  SELECT external_id, id, occurred_at FROM resolved
+  WHERE customer_id IS NOT NULL AND NOT channel_missing AND external_id IS NOT NULL
+  {order}
+  ON CONFLICT (external_id) DO NOTHING
+  RETURNING interaction_id
+),
 inserted AS (
   INSERT INTO interactions ({self._VALUES})
   SELECT {self._VALUES} FROM resolved
   WHERE customer_id IS NOT NULL AND NOT channel_missing
-  {order}
-  ON CONFLICT (external_id) DO NOTHING
+    AND (external_id IS NULL OR id IN (SELECT interaction_id FROM claimed))
   RETURNING id, customer_id
 ),
 event AS (
@@ -146,9 +167,9 @@ SELECT (SELECT count(*) FROM inserted) AS imported,
         started, or a repeat of an earlier line of this file (stored since)."""
         failed = {line for line, _, _ in written.problems}
         found = await conn.fetch(
-            f"""SELECT s.line, i.created_at >= $1 AS repeated
-            FROM {STAGING} s JOIN interactions i ON i.external_id = s.external_id
-            WHERE s.external_id IS NOT NULL AND i.id <> s.id""",
+            f"""SELECT s.line, k.created_at >= $1 AS repeated
+            FROM {STAGING} s JOIN interaction_external_ids k ON k.external_id = s.external_id
+            WHERE s.external_id IS NOT NULL AND k.interaction_id <> s.id""",
             context.run_started,
         )
         for line, repeated in found:

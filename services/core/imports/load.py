@@ -72,6 +72,10 @@ class Loader(ABC):
     def column_names(cls) -> list[str]:
         return ["line", *(name for name, _ in cls.columns)]
 
+    async def prepare(self, conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
+        """Schema work a batch needs before its transaction; nothing for most kinds."""
+        return None
+
     @abstractmethod
     def stage(self, line: int, round_: int, row: Values, context: Context) -> Staged:
         """The staging row for a checked row; `round_` is its key's occurrence in the batch."""

@@ -337,6 +337,7 @@ class _Writer:
                     break
                 reading = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
                 conn = await idle.get()
+                await self.loader.prepare(conn, prepared.rows)
                 tasks.append(asyncio.create_task(self._write(conn, prepared, idle)))
         except BaseException:
             await self.turns.fail()

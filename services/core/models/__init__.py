@@ -17,7 +17,7 @@ from services.core.models.health import (
 )
 from services.core.models.idempotency import IdempotencyRecord
 from services.core.models.imports import ImportRun
-from services.core.models.interactions import Interaction
+from services.core.models.interactions import Interaction, InteractionExternalId
 from services.core.models.jobs import Job
 from services.core.models.reports import (
     ReportCohort,
@@ -55,6 +55,7 @@ __all__ = [
     "IdempotencyRecord",
     "ImportRun",
     "Interaction",
+    "InteractionExternalId",
     "Job",
     "ReportCohort",
     "ReportHealthDay",

@@ -11,19 +11,22 @@ from services.core.models.enums import InteractionKind
 
 
 class Interaction(IdMixin, Base):
-    """An immutable event about a customer; the big table, read per customer and time range."""
+    """An immutable event about a customer; the big table, read per customer and time range.
+
+    Partitioned by month of `occurred_at` (services/core/partitions.py), so its primary key holds
+    `occurred_at` and a unique `external_id` lives in InteractionExternalId instead."""
 
     __tablename__ = "interactions"
 
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
     channel_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("channels.id"))
     kind: Mapped[InteractionKind] = mapped_column(str_enum(InteractionKind))
-    occurred_at: Mapped[datetime]
+    occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
     currency: Mapped[str | None] = mapped_column(String(3))
     satisfaction: Mapped[int | None] = mapped_column(SmallInteger)
     nps: Mapped[int | None] = mapped_column(SmallInteger)
-    external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))
     summary: Mapped[str | None] = mapped_column(Text)
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default="{}")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -41,4 +44,17 @@ class Interaction(IdMixin, Base):
         ),
         Index(None, "channel_id", "occurred_at"),
         Index(None, "occurred_at", "id"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
+
+
+class InteractionExternalId(Base):
+    """The stored interaction of each external id: what makes `external_id` unique across all
+    partitions of interactions, and how a duplicate finds the interaction it repeats."""
+
+    __tablename__ = "interaction_external_ids"
+
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    interaction_id: Mapped[uuid.UUID]
+    occurred_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -3,10 +3,12 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import delete
 
+from services.core import partitions
 from services.core.config import Settings
-from services.core.db import session_scope
+from services.core.db import asyncpg_dsn, session_scope
 from services.core.models import IdempotencyRecord
 
 
@@ -19,3 +21,15 @@ async def purge_idempotency_records(ctx: dict[str, Any]) -> int:
             delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
         )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def maintain_partitions(ctx: dict[str, Any]) -> int:
+    """Monthly partitions of interactions for the months ahead and for the rows that landed in
+    the default partition; the number of partitions created. Safe to run twice or side by side
+    (the database function serialises callers)."""
+    settings: Settings = ctx["settings"]
+    conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
+    try:
+        return await partitions.maintain(conn)
+    finally:
+        await conn.close()

@@ -165,9 +165,14 @@ async def test_a_malformed_file_reports_each_bad_row_and_imports_the_rest(
     settings: Settings, engine: AsyncEngine, world: World, tmp_path: Path
 ) -> None:
     async with engine.begin() as conn:  # stored by an earlier import: a duplicate, not an error
+        old_id = uuid.uuid4()
         await conn.exec_driver_sql(
             "INSERT INTO interactions (id, customer_id, kind, occurred_at, external_id)"
-            f" VALUES ('{uuid.uuid4()}', '{world.customers['C-2']}', 'visit', now(), 'old-1')"
+            f" VALUES ('{old_id}', '{world.customers['C-2']}', 'visit', now(), 'old-1')"
+        )
+        await conn.exec_driver_sql(
+            "INSERT INTO interaction_external_ids (external_id, interaction_id, occurred_at)"
+            f" SELECT external_id, id, occurred_at FROM interactions WHERE id = '{old_id}'"
         )
     path = write(tmp_path, "bad.csv", MALFORMED)
     # Batches: lines 2-5, 6-9, 10-13; line 10 repeats line 2 from another batch.

@@ -1,0 +1,57 @@
+"""Monthly partitions of interactions (see the migration 312c578ff8a3).
+
+A row lands in the partition of its month (UTC) or, when that month has none yet, in
+`interactions_default`, so no insert waits for a partition. The worker keeps months ahead of
+time and moves what the default partition holds into partitions of its own; a bulk import
+creates the months it is about to load, so years of history never pass through the default."""
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import asyncpg
+
+MONTHS_AHEAD = 3
+_PARTITION = re.compile(r"interactions_(\d{4}_\d{2}|default)")
+_ENSURE = "SELECT ensure_interaction_partitions($1, $2)"
+_SPLIT_DEFAULT = """
+SELECT coalesce(sum(ensure_interaction_partitions(month, month)), 0)
+FROM (SELECT DISTINCT date_trunc('month', occurred_at, 'UTC') AS month
+      FROM interactions_default) months
+"""
+_AHEAD = "SELECT ensure_interaction_partitions(now(), now() + make_interval(months => $1))"
+
+
+def is_partition(table: str) -> bool:
+    """Partitions come and go with the data: the schema that migrations own is the parent's."""
+    return _PARTITION.fullmatch(table) is not None
+
+
+def month_of(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+async def ensure_range(conn: asyncpg.Connection, first: datetime, last: datetime) -> int:
+    """Partitions for every month from `first` to `last`; the number created (a bulk load of a
+    known span, which would otherwise fill the default partition)."""
+    created: int = await conn.fetchval(_ENSURE, first, last)
+    return created
+
+
+async def ensure_months(conn: asyncpg.Connection, moments: Iterable[datetime]) -> int:
+    """Create the partitions of the months of these times that have none; the number created.
+    Call it outside a long transaction: a new partition locks interactions until commit."""
+    created = 0
+    for month in sorted({month_of(moment) for moment in moments}):
+        created += await ensure_range(conn, month, month)
+    return created
+
+
+async def maintain(conn: asyncpg.Connection, months_ahead: int = MONTHS_AHEAD) -> int:
+    """Partitions for the coming months, and for every month with rows in the default one."""
+    async with conn.transaction():
+        created: int = await conn.fetchval(_AHEAD, months_ahead)
+    async with conn.transaction():
+        moved: int = await conn.fetchval(_SPLIT_DEFAULT)
+    return created + moved
