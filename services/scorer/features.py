@@ -52,7 +52,8 @@ SELECT c.id, c.lifecycle_stage,
     AND i.occurred_at > :d455) AS satisfaction_prev_avg,
   extract(epoch FROM :as_of - least(min(i.occurred_at), c.created_at)) / 86400 AS tenure_days
 FROM customers c
-LEFT JOIN interactions i ON i.customer_id = c.id AND i.occurred_at <= :as_of
+LEFT JOIN interactions i
+  ON i.customer_id = c.id AND i.occurred_at <= :as_of AND {{interactions}}
 WHERE {{customers}}
 GROUP BY c.id
 """
@@ -120,8 +121,11 @@ def _selecting(column: str, by_range: bool, open_ended: bool) -> str:
 
 @functools.cache
 def _statement(by_range: bool, open_ended: bool) -> TextClause:
+    # The condition on interactions repeats the one on customers: PostgreSQL derives
+    # equalities across a join, not ranges, and each monthly partition's index scan needs it.
     where = {
         "customers": _selecting("c.id", by_range, open_ended),
+        "interactions": _selecting("i.customer_id", by_range, open_ended),
         "tickets": _selecting("t.customer_id", by_range, open_ended),
     }
     return text(f"""
