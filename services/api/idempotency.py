@@ -1,6 +1,7 @@
 """`Idempotency-Key` on creates: the first response is stored with the write and replayed."""
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -32,10 +33,11 @@ Created = tuple[BaseModel, dict[str, str]]
 
 
 def _fingerprint(request: Request, body: BaseModel) -> str:
-    raw = orjson.dumps(
-        [request.method, request.url.path, body.model_dump(mode="json")],
-        option=orjson.OPT_SORT_KEYS,
-    )
+    value = [request.method, request.url.path, body.model_dump(mode="json")]
+    try:
+        raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # integers beyond 64 bits: valid JSON, hashed the slow way
+        raw = json.dumps(value, sort_keys=True).encode()
     return hashlib.sha256(raw).hexdigest()
 
 

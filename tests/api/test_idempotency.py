@@ -38,3 +38,15 @@ async def test_failed_create_is_not_remembered(client: httpx.AsyncClient) -> Non
     assert bad.status_code == 422
     good = await client.post("/v1/channels", json={"name": "A", "type": "agent"}, headers=headers)
     assert good.status_code == 201
+
+
+async def test_a_body_beyond_64_bit_integers_replays(client: httpx.AsyncClient) -> None:
+    # Valid JSON that orjson cannot encode: the request's fingerprint must not fail on it.
+    body = {"name": "Big", "type": "agent", "attributes": {"n": 2**70, "m": [-(2**64)]}}
+    headers = {"Idempotency-Key": "k-big"}
+    first = await client.post("/v1/channels", json=body, headers=headers)
+    again = await client.post("/v1/channels", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert first.json()["attributes"] == body["attributes"]
