@@ -30,3 +30,72 @@ def test_every_request_body_schema_has_an_example(app: FastAPI) -> None:
             if name and not components[name].get("examples"):
                 missing.append(f"{method.upper()} {path}: {name}")
     assert missing == []
+
+
+def _operations(schema: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {
+        operation["operationId"]: (f"{method.upper()} {path}", operation)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def _pointed(schema: dict[str, Any] | None, pointer: str, components: dict[str, Any]) -> bool:
+    for step in pointer.strip("/").split("/"):
+        while schema is not None and "$ref" in schema:
+            schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+        if schema is None:
+            return False
+        schema = schema.get("items") if step.isdigit() else schema.get("properties", {}).get(step)
+    return schema is not None
+
+
+def test_every_operation_on_a_record_is_the_target_of_a_link(app: FastAPI) -> None:
+    """Clients and the fuzz's stateful phase follow links from the answer that holds an id to
+    the operations that take it: an operation no link reaches is only ever tried on a 404."""
+    schema: dict[str, Any] = app.openapi()
+    operations = _operations(schema)
+    supplied: dict[str, set[str]] = {}
+    for _, operation in operations.values():
+        for answer in operation["responses"].values():
+            for link in answer.get("links", {}).values():
+                names = supplied.setdefault(link["operationId"], set())
+                names.update(link.get("parameters", {}))
+    unreached = [
+        f"{label} ({name})"
+        for operation_id, (label, operation) in operations.items()
+        for name in (p["name"] for p in operation.get("parameters", []) if p["in"] == "path")
+        if name not in supplied.get(operation_id, set())
+    ]
+    assert unreached == []
+
+
+def test_every_link_names_an_operation_and_a_field_that_exist(app: FastAPI) -> None:
+    schema: dict[str, Any] = app.openapi()
+    components = schema["components"]["schemas"]
+    operations = _operations(schema)
+    broken = []
+    for label, operation in operations.values():
+        for status, answer in operation["responses"].items():
+            body = answer.get("content", {}).get("application/json", {}).get("schema")
+            for name, link in answer.get("links", {}).items():
+                where = f"{label} {status} -> {name}"
+                target = operations.get(link["operationId"])
+                if target is None:
+                    broken.append(f"{where}: no such operation")
+                    continue
+                parameters = {p["name"] for p in target[1].get("parameters", [])}
+                request = target[1].get("requestBody", {}).get("content", {})
+                fields = request.get("application/json", {}).get("schema")
+                values = {**link.get("parameters", {}), **link.get("requestBody", {})}
+                for key in link.get("parameters", {}):
+                    if key not in parameters:
+                        broken.append(f"{where}: {target[0]} takes no parameter {key}")
+                for key in link.get("requestBody", {}):
+                    if not _pointed(fields, f"/{key}", components):
+                        broken.append(f"{where}: {target[0]} takes no body field {key}")
+                for value in values.values():
+                    pointer = value.removeprefix("$response.body#")
+                    if pointer == value or not _pointed(body, pointer, components):
+                        broken.append(f"{where}: {value} is not in the answer")
+    assert broken == []
