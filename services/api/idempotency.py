@@ -1,12 +1,10 @@
 """`Idempotency-Key` on creates: the first response is stored with the write and replayed."""
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -14,6 +12,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core import jsontext
 from services.core.audit import Actor
 from services.core.crypto import SecretBox, UndecryptableSecret
 from services.core.errors import Conflict, FieldError, InvalidInput
@@ -34,11 +33,7 @@ Created = tuple[BaseModel, dict[str, str]]
 
 def _fingerprint(request: Request, body: BaseModel) -> str:
     value = [request.method, request.url.path, body.model_dump(mode="json")]
-    try:
-        raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits: valid JSON, hashed the slow way
-        raw = json.dumps(value, sort_keys=True).encode()
-    return hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(jsontext.dumps(value, sort_keys=True)).hexdigest()
 
 
 async def idempotent_create(

@@ -1,11 +1,11 @@
 """Field types shared by the resource schemas."""
 
-import json
 import re
 from typing import Annotated, Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from services.core import jsontext
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 Tags = Annotated[list[Tag], Field(max_length=50, description="Free labels, e.g. `vip`, `华东`.")]
@@ -29,10 +29,7 @@ def has_nul(value: Any) -> bool:
     """Whether a string, or any string inside a JSON value, holds U+0000."""
     if isinstance(value, str):
         return "\x00" in value
-    try:
-        dumped = orjson.dumps(value)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits: valid JSON, checked the slow way
-        dumped = json.dumps(value, default=str).encode()
+    dumped = jsontext.dumps(value, default=str)
     return b"\\u0000" in dumped and _NUL_ESCAPE.search(dumped) is not None
 
 

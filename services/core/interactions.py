@@ -6,16 +6,15 @@ the interactions whose claim succeeded (or that carry none), all in one statemen
 made in external-id order, so two batches that share ids wait for each other instead of
 deadlocking."""
 
-import json
 import uuid
 from typing import Any
 
-import orjson
 from sqlalchemy import String, TextClause, any_, bindparam, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from services.core import jsontext
 from services.core.models import Interaction, InteractionExternalId
 
 COLUMNS = (
@@ -56,10 +55,7 @@ RETURNING id
 
 
 def attributes_json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:  # integers beyond 64 bits are valid JSON all the same
-        return json.dumps(value)
+    return jsontext.dumps(value).decode()
 
 
 def arrays(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
