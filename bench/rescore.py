@@ -107,8 +107,10 @@ async def load(settings: Settings, customers: int, interactions: int) -> list[uu
             ],
         )
         print(f"  loaded {offset + n:,} interactions", flush=True)
+    # pg_indexes defines a partitioned table's index ON ONLY the parent, which would leave the
+    # monthly partitions without it (and the parent's index invalid).
     for index in indexes:
-        await conn.execute(index["indexdef"])
+        await conn.execute(index["indexdef"].replace(" ON ONLY ", " ON "))
     await conn.execute(
         "ALTER TABLE interactions ADD CONSTRAINT fk_interactions_customer_id_customers "
         "FOREIGN KEY (customer_id) REFERENCES customers (id)"
