@@ -1,6 +1,7 @@
 """Score a set of customers as of a time and store the result: the one path shared by live
 events, scheduled rescoring and as-of recomputes."""
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Sequence
@@ -10,10 +11,11 @@ from typing import Any
 import numpy as np
 import orjson
 from sqlalchemy import Row, TextClause, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core import metrics
 from services.core.alerts import Subjects
+from services.core.db import session_scope
 from services.core.models.enums import AlertSubject
 from services.core.scoring import channels as channels_math
 from services.core.scoring import health, lifecycle, tiers
@@ -262,12 +264,14 @@ async def _move_stages(
     )
 
 
+# The inputs come in customer order, so the writes below lock each slice's rows in the order
+# the live path does. All four aggregates read the same rows in the same order.
 _TIER_INPUTS = text("""
 SELECT array_agg(customer_id) AS ids,
   array_agg(coalesce(CAST(features->>'days_since_order' AS float8), 'NaN')) AS days_since_order,
   array_agg(coalesce(CAST(features->>'orders_365d' AS float8), 'NaN')) AS orders_365d,
   array_agg(coalesce(CAST(features->>'revenue_365d' AS float8), 'NaN')) AS revenue_365d
-FROM customer_health
+FROM (SELECT customer_id, features FROM customer_health ORDER BY customer_id) h
 """)
 
 _SET_TIERS = text("""
@@ -276,21 +280,39 @@ FROM unnest(CAST(:ids AS uuid[]), CAST(:tiers AS text[])) AS t(id, tier)
 WHERE c.id = t.id AND c.value_tier IS DISTINCT FROM t.tier
 """)
 
+TIER_WRITE_ROWS = 10_000
+"""Customers per tier-writing statement: small enough that PostgreSQL finds each by its
+primary key (a million at once would make it hash the whole table for every statement)."""
 
-async def assign_value_tiers(session: AsyncSession) -> int:
+
+async def assign_value_tiers(sessionmaker: async_sessionmaker[AsyncSession], parallel: int) -> int:
     """A/B/C from RFM quantiles over every scored customer; quantiles are global, so this runs
     after a full recompute rather than per event. Returns how many tiers changed. The inputs
-    arrive as one array per column: a row object per customer would cost 0.5 kB each."""
-    row = (await session.execute(_TIER_INPUTS)).one()
+    arrive as one array per column (a row object per customer would cost 0.5 kB each). After a
+    first recompute nearly every customer changes tier: `parallel` connections write them, a
+    transaction per slice of TIER_WRITE_ROWS customers."""
+    async with sessionmaker() as session:
+        row = (await session.execute(_TIER_INPUTS)).one()
     if row.ids is None:
         return 0
     assigned = tiers.value_tiers(
         np.array(row.days_since_order, dtype=np.float64),
         np.array(row.orders_365d, dtype=np.float64),
         np.array(row.revenue_365d, dtype=np.float64),
-    )
-    result = await session.execute(_SET_TIERS, {"ids": row.ids, "tiers": assigned.tolist()})
-    return int(getattr(result, "rowcount", 0) or 0)
+    ).tolist()
+    slices = iter(range(0, len(assigned), TIER_WRITE_ROWS))
+
+    async def write() -> int:
+        changed = 0
+        for start in slices:
+            end = start + TIER_WRITE_ROWS
+            async with session_scope(sessionmaker) as session:
+                params = {"ids": row.ids[start:end], "tiers": assigned[start:end]}
+                result = await session.execute(_SET_TIERS, params)
+            changed += int(getattr(result, "rowcount", 0) or 0)
+        return changed
+
+    return sum(await asyncio.gather(*(write() for _ in range(parallel))))
 
 
 _CHANNEL_MEMBERS = text("""

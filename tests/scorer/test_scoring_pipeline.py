@@ -3,6 +3,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import pytest
 from arq import ArqRedis
 from fastapi import FastAPI
 from sqlalchemy import func, insert, select, text
@@ -20,6 +22,8 @@ from services.core.models import (
 )
 from services.core.models.base import new_id
 from services.core.scoring.profile import DEFAULT_PROFILE
+from services.core.scoring.tiers import value_tiers
+from services.scorer import scoring
 from services.scorer.jobs.scoring import (
     rescore_customers,
     rescore_touched_channels,
@@ -172,6 +176,35 @@ async def test_recompute_job_matches_the_live_path(app: FastAPI, engine: AsyncEn
     assert (job.status, job.progress, job.done, job.total) == ("succeeded", 1.0, 6, 6)
     assert job.result["scored"] == 6
     assert tiers == 6
+
+
+async def test_value_tiers_written_in_slices_match_one_ranking_of_everyone(
+    app: FastAPI, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customers = [
+        await insert_customer(engine, created_at=T - timedelta(days=500)) for _ in range(9)
+    ]
+    for n, customer in enumerate(customers[:7]):
+        await _orders(engine, customer, *[3 + 30 * k + n * 11 for k in range(n + 1)])
+    await _score(app, customers, T)
+    monkeypatch.setattr(scoring, "TIER_WRITE_ROWS", 2)
+
+    changed = await scoring.assign_value_tiers(app.state.sessionmaker, parallel=2)
+
+    health = await _health(engine)
+    ordered = sorted(health)
+    expected = value_tiers(
+        *(
+            np.array([health[i].features[name] for i in ordered], dtype=np.float64)
+            for name in ("days_since_order", "orders_365d", "revenue_365d")
+        )
+    )
+    async with engine.connect() as conn:
+        stored = dict((await conn.execute(text("SELECT id, value_tier FROM customers"))).all())
+    assert [stored[i] for i in ordered] == expected.tolist()
+    assert {"A", "B", "C"} <= set(stored.values())
+    assert changed == 9
+    assert await scoring.assign_value_tiers(app.state.sessionmaker, parallel=2) == 0
 
 
 async def test_a_recompute_of_everyone_with_no_customers_succeeds(

@@ -210,8 +210,7 @@ async def run_recompute(ctx: dict[str, Any], job_id: str, request_id: str | None
     try:
         scored = await _score_chunks(sessionmaker, job_id, ids, as_of, profile)
         if ids is None:
-            async with session_scope(sessionmaker) as session:
-                await assign_value_tiers(session)
+            await assign_value_tiers(sessionmaker, PARALLEL)
         await _rescore_channels_of(sessionmaker, ids, as_of)
     except Exception as exc:
         async with session_scope(sessionmaker) as session:
