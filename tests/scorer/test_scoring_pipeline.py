@@ -200,7 +200,8 @@ async def test_value_tiers_written_in_slices_match_one_ranking_of_everyone(
         )
     )
     async with engine.connect() as conn:
-        stored = dict((await conn.execute(text("SELECT id, value_tier FROM customers"))).all())
+        rows = (await conn.execute(text("SELECT id, value_tier FROM customers"))).all()
+    stored: dict[uuid.UUID, str] = {r.id: r.value_tier for r in rows}
     assert [stored[i] for i in ordered] == expected.tolist()
     assert {"A", "B", "C"} <= set(stored.values())
     assert changed == 9
