@@ -22,25 +22,24 @@ _WINDOWS = (30, 90, 180, 365, 455)
 """Window starts are passed as parameters (`:d30` is as_of - 30 days): an expression on a
 parameter would be evaluated again for every interaction row."""
 
-# The latest rating is the max of [time, rating] pairs: no per-customer sort.
-_PER_CUSTOMER = f"""
-SELECT c.id, c.lifecycle_stage,
-  extract(epoch FROM :as_of - max(i.occurred_at) FILTER (WHERE i.kind = 'order')) / 86400
-    AS days_since_order,
-  extract(epoch FROM :as_of - max(i.occurred_at)) / 86400 AS days_since_interaction,
-  extract(epoch FROM :as_of - min(i.occurred_at) FILTER (WHERE i.kind = 'order')) / 86400
-    AS days_since_first_order,
+# Interactions are grouped by customer before the join: each monthly partition's index yields
+# them in customer order, merged without a sort, and only one row per customer meets the
+# customers table. The latest rating is the max of [time, rating] pairs: no per-customer sort.
+_PER_INTERACTIONS = f"""
+SELECT i.customer_id,
+  max(i.occurred_at) FILTER (WHERE i.kind = 'order') AS last_order_at,
+  max(i.occurred_at) AS last_at,
+  min(i.occurred_at) FILTER (WHERE i.kind = 'order') AS first_order_at,
+  min(i.occurred_at) AS first_at,
   count(*) FILTER (WHERE i.kind = 'order') AS orders_total,
   count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d30) AS orders_30d,
   count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d90) AS orders_90d,
   count(*) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d365) AS orders_365d,
-  coalesce(sum(i.amount) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d90), 0)
-    AS revenue_90d,
-  coalesce(sum(i.amount) FILTER (
-    WHERE i.kind = 'order' AND i.occurred_at > :d180 AND i.occurred_at <= :d90), 0)
+  sum(i.amount) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d90) AS revenue_90d,
+  sum(i.amount) FILTER (
+    WHERE i.kind = 'order' AND i.occurred_at > :d180 AND i.occurred_at <= :d90)
     AS revenue_prev_90d,
-  coalesce(sum(i.amount) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d365), 0)
-    AS revenue_365d,
+  sum(i.amount) FILTER (WHERE i.kind = 'order' AND i.occurred_at > :d365) AS revenue_365d,
   count(*) FILTER (WHERE i.kind NOT IN ('order', 'payment', 'complaint')
     AND i.occurred_at > :d90) AS engagement_90d,
   count(*) FILTER (WHERE i.kind = 'complaint' AND i.occurred_at > :d90) AS complaints_90d,
@@ -49,13 +48,32 @@ SELECT c.id, c.lifecycle_stage,
   avg({_RATING}) FILTER (WHERE i.kind = 'feedback' AND i.occurred_at > :d90)
     AS satisfaction_avg,
   avg({_RATING}) FILTER (WHERE i.kind = 'feedback' AND i.occurred_at <= :d90
-    AND i.occurred_at > :d455) AS satisfaction_prev_avg,
-  extract(epoch FROM :as_of - least(min(i.occurred_at), c.created_at)) / 86400 AS tenure_days
+    AND i.occurred_at > :d455) AS satisfaction_prev_avg
+FROM interactions i
+WHERE i.occurred_at <= :as_of AND {{interactions}}
+GROUP BY i.customer_id
+"""
+
+# Counts and sums of nothing are 0 for a customer without interactions.
+_PER_CUSTOMER = f"""
+SELECT c.id, c.lifecycle_stage,
+  extract(epoch FROM :as_of - a.last_order_at) / 86400 AS days_since_order,
+  extract(epoch FROM :as_of - a.last_at) / 86400 AS days_since_interaction,
+  extract(epoch FROM :as_of - a.first_order_at) / 86400 AS days_since_first_order,
+  coalesce(a.orders_total, 0) AS orders_total,
+  coalesce(a.orders_30d, 0) AS orders_30d,
+  coalesce(a.orders_90d, 0) AS orders_90d,
+  coalesce(a.orders_365d, 0) AS orders_365d,
+  coalesce(a.revenue_90d, 0) AS revenue_90d,
+  coalesce(a.revenue_prev_90d, 0) AS revenue_prev_90d,
+  coalesce(a.revenue_365d, 0) AS revenue_365d,
+  coalesce(a.engagement_90d, 0) AS engagement_90d,
+  coalesce(a.complaints_90d, 0) AS complaints_90d,
+  a.satisfaction_latest, a.satisfaction_avg, a.satisfaction_prev_avg,
+  extract(epoch FROM :as_of - least(a.first_at, c.created_at)) / 86400 AS tenure_days
 FROM customers c
-LEFT JOIN interactions i
-  ON i.customer_id = c.id AND i.occurred_at <= :as_of AND {{interactions}}
+LEFT JOIN ({_PER_INTERACTIONS}) a ON a.customer_id = c.id
 WHERE {{customers}}
-GROUP BY c.id
 """
 
 _TICKETS = """
