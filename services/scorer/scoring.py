@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import orjson
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,27 +35,22 @@ _EVENTS: dict[str, tuple[str, str | None]] = {
 
 
 def _store_sql(subject: str, factors: tuple[str, ...], features: tuple[str, ...]) -> TextClause:
-    """Current score and history in one statement, from one array per column: the JSON of
-    contributions and features is built here, once per row, not in Python. A history row is
-    added when the score, band or profile changed, or on a new day (charts get at least one
-    point a day while anything changes, and a retried job adds nothing). The current score is
-    the newest as_of: recomputing an older time fills history only. Both parts compare against
-    the current row as it was before this statement. With `:notify` it answers the subjects
-    whose band changed or whose score moved by `:step` or more, with their previous figures."""
+    """Current score and history in one statement. The ids and bands arrive as arrays, and
+    every figure (score, trend, each contribution and feature) as a row of one two-dimensional
+    array: asyncpg inspects each element of a one-dimensional array parameter in Python, but
+    only the first row of a two-dimensional one. The JSON of contributions and features is built
+    here, once per row, not in Python.
+
+    A history row is added when the score, band or profile changed, or on a new day (charts get
+    at least one point a day while anything changes, and a retried job adds nothing). The
+    current score is the newest as_of: recomputing an older time fills history only. Both parts
+    compare against the current row as it was before this statement. With `:notify` it answers
+    the subjects whose band changed or whose score moved by `:step` or more, with their
+    previous figures."""
     key, table = f"{subject}_id", f"{subject}_health"
-    inputs = [
-        f"CAST(:{name} AS {kind}[])"
-        for name, kind in (
-            ("ids", "uuid"),
-            ("scores", "float8"),
-            ("bands", "text"),
-            ("trends", "float8"),
-        )
-    ]
-    inputs += [f"CAST(:c_{k} AS float8[])" for k in range(len(factors))]
-    inputs += [f"CAST(:f_{k} AS float8[])" for k in range(len(features))]
-    names = ["key", "score", "band", "trend"]
-    names += [f"c_{k}" for k in range(len(factors))] + [f"f_{k}" for k in range(len(features))]
+    figures = ["score", "trend"]
+    figures += [f"c_{k}" for k in range(len(factors))] + [f"f_{k}" for k in range(len(features))]
+    rows = ", ".join(f"p.figures[{row}:{row}]" for row in range(1, len(figures) + 1))
     contributions = ", ".join(f"'{name}', n.c_{k}" for k, name in enumerate(factors))
     values = ", ".join(f"'{name}', nullif(n.f_{k}, 'NaN')" for k, name in enumerate(features))
     return text(f"""
@@ -64,7 +58,9 @@ WITH n AS MATERIALIZED (
   SELECT n.key, n.score, n.band, nullif(n.trend, 'NaN') AS trend,
     jsonb_build_object({contributions}) AS contributions,
     jsonb_build_object({values}) AS features
-  FROM unnest({", ".join(inputs)}) AS n({", ".join(names)})
+  FROM (SELECT CAST(:figures AS float8[]) AS figures) p,
+    unnest(CAST(:ids AS uuid[]), CAST(:bands AS text[]), {rows})
+    AS n(key, band, {", ".join(figures)})
 ), old AS MATERIALIZED (
   SELECT h.{key} AS key, h.score, h.band, h.contributions, h.as_of
   FROM {table} h JOIN n ON h.{key} = n.key
@@ -111,16 +107,21 @@ ORDER BY {key}, as_of DESC
 _PREVIOUS = {subject: _previous_sql(subject) for subject in ("customer", "channel")}
 
 
+# The reason of each move (the figures that decided it) is built here, not in Python.
 _MOVE = text("""
 WITH moved AS (
   UPDATE customers c SET lifecycle_stage = m.to_stage, updated_at = now(), version = version + 1
   FROM unnest(CAST(:ids AS uuid[]), CAST(:from_stages AS text[]), CAST(:to_stages AS text[]),
-              CAST(:reasons AS text[])) AS m(customer_id, from_stage, to_stage, reason)
+              CAST(:scores AS float8[]), CAST(:bands AS text[]), CAST(:days AS float8[]))
+    AS m(customer_id, from_stage, to_stage, score, band, days)
   WHERE c.id = m.customer_id AND c.lifecycle_stage = m.from_stage
-  RETURNING c.id, m.from_stage, m.to_stage, m.reason
+  RETURNING c.id, m.from_stage, m.to_stage, m.score, m.band, m.days
 )
 INSERT INTO lifecycle_moves (customer_id, from_stage, to_stage, at, reason)
-SELECT id, from_stage, to_stage, :as_of, CAST(reason AS jsonb) FROM moved
+SELECT id, from_stage, to_stage, :as_of,
+  jsonb_build_object('score', score, 'band', band,
+                     'days_since_interaction', nullif(days, 'NaN'))
+FROM moved
 """)
 
 
@@ -144,16 +145,21 @@ async def _store(
         scores.score, np.array([previous.get(i, np.nan) for i in ids], dtype=np.float64)
     )
     factors, names = tuple(scores.contributions), tuple(features)
+    figures = np.vstack(
+        [
+            scores.score,
+            trend,
+            *(scores.contributions[name] for name in factors),
+            *(np.round(features[name], 2) for name in names),
+        ]
+    )
     params: dict[str, object] = {
         "ids": ids,
-        "scores": scores.score.tolist(),
         "bands": scores.band.tolist(),
-        "trends": trend.tolist(),
+        "figures": figures.tolist(),
         "version": profile.version,
         "as_of": as_of,
     }
-    params |= {f"c_{k}": scores.contributions[name].tolist() for k, name in enumerate(factors)}
-    params |= {f"f_{k}": np.round(features[name], 2).tolist() for k, name in enumerate(names)}
     wanted = await subscribed(session, *(t for t in _EVENTS[subject] if t is not None))
     params |= {"notify": bool(wanted), "step": NOTIFY_STEP}
     changes = (await session.execute(_store_statement(subject, factors, names), params)).all()
@@ -237,28 +243,19 @@ async def _move_stages(
     after = lifecycle.next_stage(
         current, scores.band, columns["days_since_interaction"], columns["tenure_days"], profile
     )
-    moved = np.nonzero(current != after)[0]
+    moved = np.flatnonzero(current != after)
     if moved.size == 0:
         return
-    reasons = [
-        orjson.dumps(
-            {
-                "score": float(scores.score[k]),
-                "band": str(scores.band[k]),
-                "days_since_interaction": None
-                if np.isnan(columns["days_since_interaction"][k])
-                else round(float(columns["days_since_interaction"][k]), 1),
-            }
-        ).decode()
-        for k in moved.tolist()
-    ]
+    days = np.round(columns["days_since_interaction"][moved], 1)
     await session.execute(
         _MOVE,
         {
-            "ids": [ids[k] for k in moved.tolist()],
-            "from_stages": [str(current[k]) for k in moved.tolist()],
-            "to_stages": [str(after[k]) for k in moved.tolist()],
-            "reasons": reasons,
+            "ids": np.array(ids, dtype=object)[moved].tolist(),
+            "from_stages": current[moved].tolist(),
+            "to_stages": after[moved].tolist(),
+            "scores": scores.score[moved].tolist(),
+            "bands": scores.band[moved].tolist(),
+            "days": days.tolist(),
             "as_of": as_of,
         },
     )

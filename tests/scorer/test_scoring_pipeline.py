@@ -133,6 +133,8 @@ async def test_lifecycle_moves_are_recorded(app: FastAPI, engine: AsyncEngine) -
     assert stage == "churned"
     assert (move.from_stage, move.to_stage) == ("active", "churned")
     assert move.reason["days_since_interaction"] == 400
+    scored = (await _health(engine))[gone]
+    assert (move.reason["score"], move.reason["band"]) == (scored.score, scored.band)
 
     await _score(app, [gone], T)
     assert await count_rows(engine, "lifecycle_moves") == 1
