@@ -40,9 +40,8 @@ class CustomerHealth(CurrentScoreColumns, Base):
 
     __tablename__ = "customer_health"
 
-    customer_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key, as for the history below: a full recompute inserts a million of these.
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
 
     # trend: the customers whose score fell most (the health report's movers).
     __table_args__ = (Index(None, "band", "score"), Index(None, "score"), Index(None, "trend"))
