@@ -1,7 +1,6 @@
 """Score a set of customers as of a time and store the result: the one path shared by live
 events, scheduled rescoring and as-of recomputes."""
 
-import asyncio
 import functools
 import uuid
 from collections.abc import Sequence
@@ -10,20 +9,20 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Row, TextClause, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core import metrics
 from services.core.alerts import Subjects
-from services.core.db import session_scope
 from services.core.models.enums import AlertSubject
 from services.core.scoring import channels as channels_math
-from services.core.scoring import health, lifecycle, tiers
+from services.core.scoring import health, lifecycle
 from services.core.scoring.features import NAMES as FEATURE_NAMES
 from services.core.scoring.features import Features
 from services.core.scoring.profile import ScoringProfile
 from services.core.webhooks.publish import publish, subscribed
 from services.scorer.alerting import apply_rules
 from services.scorer.features import Customers, Loaded, load_features
+from services.scorer.value_tiers import TierInputs
 
 TREND_DAYS = 30
 NOTIFY_STEP = 5.0
@@ -214,12 +213,16 @@ async def rescore(
     customers: Customers,
     as_of: datetime,
     profile: ScoringProfile,
+    tier_inputs: TierInputs | None = None,
 ) -> int:
     """Score these customers as of `as_of` with `profile`; returns how many were scored.
-    Idempotent: the same inputs write the same rows, so a retried job changes nothing."""
+    Idempotent: the same inputs write the same rows, so a retried job changes nothing. A full
+    recompute passes `tier_inputs` to gather what value tiers are ranked by."""
     loaded = await load_features(session, customers, as_of)
     if not loaded.ids:
         return 0
+    if tier_inputs is not None:
+        tier_inputs.add(loaded.ids, loaded.columns)
     columns = loaded.columns
     features = Features.from_columns({k: v for k, v in columns.items() if k in FEATURE_NAMES})
     scores = health.score(features, profile)
@@ -259,57 +262,6 @@ async def _move_stages(
             "as_of": as_of,
         },
     )
-
-
-# The inputs come in customer order, so the writes below lock each slice's rows in the order
-# the live path does. All four aggregates read the same rows in the same order.
-_TIER_INPUTS = text("""
-SELECT array_agg(customer_id) AS ids,
-  array_agg(coalesce(CAST(features->>'days_since_order' AS float8), 'NaN')) AS days_since_order,
-  array_agg(coalesce(CAST(features->>'orders_365d' AS float8), 'NaN')) AS orders_365d,
-  array_agg(coalesce(CAST(features->>'revenue_365d' AS float8), 'NaN')) AS revenue_365d
-FROM (SELECT customer_id, features FROM customer_health ORDER BY customer_id) h
-""")
-
-_SET_TIERS = text("""
-UPDATE customers c SET value_tier = t.tier, updated_at = now(), version = c.version + 1
-FROM unnest(CAST(:ids AS uuid[]), CAST(:tiers AS text[])) AS t(id, tier)
-WHERE c.id = t.id AND c.value_tier IS DISTINCT FROM t.tier
-""")
-
-TIER_WRITE_ROWS = 10_000
-"""Customers per tier-writing statement: small enough that PostgreSQL finds each by its
-primary key (a million at once would make it hash the whole table for every statement)."""
-
-
-async def assign_value_tiers(sessionmaker: async_sessionmaker[AsyncSession], parallel: int) -> int:
-    """A/B/C from RFM quantiles over every scored customer; quantiles are global, so this runs
-    after a full recompute rather than per event. Returns how many tiers changed. The inputs
-    arrive as one array per column (a row object per customer would cost 0.5 kB each). After a
-    first recompute nearly every customer changes tier: `parallel` connections write them, a
-    transaction per slice of TIER_WRITE_ROWS customers."""
-    async with sessionmaker() as session:
-        row = (await session.execute(_TIER_INPUTS)).one()
-    if row.ids is None:
-        return 0
-    assigned = tiers.value_tiers(
-        np.array(row.days_since_order, dtype=np.float64),
-        np.array(row.orders_365d, dtype=np.float64),
-        np.array(row.revenue_365d, dtype=np.float64),
-    ).tolist()
-    slices = iter(range(0, len(assigned), TIER_WRITE_ROWS))
-
-    async def write() -> int:
-        changed = 0
-        for start in slices:
-            end = start + TIER_WRITE_ROWS
-            async with session_scope(sessionmaker) as session:
-                params = {"ids": row.ids[start:end], "tiers": assigned[start:end]}
-                result = await session.execute(_SET_TIERS, params)
-            changed += int(getattr(result, "rowcount", 0) or 0)
-        return changed
-
-    return sum(await asyncio.gather(*(write() for _ in range(parallel))))
 
 
 _CHANNEL_MEMBERS = text("""

@@ -21,9 +21,9 @@ from services.core.models import (
     Job,
 )
 from services.core.models.base import new_id
+from services.core.scoring import tiers
 from services.core.scoring.profile import DEFAULT_PROFILE
-from services.core.scoring.tiers import value_tiers
-from services.scorer import scoring
+from services.scorer import value_tiers
 from services.scorer.jobs.scoring import (
     rescore_customers,
     rescore_touched_channels,
@@ -168,7 +168,7 @@ async def test_recompute_job_matches_the_live_path(app: FastAPI, engine: AsyncEn
     assert recomputed == live
     async with engine.connect() as conn:
         job = (await conn.execute(select(Job).where(Job.id == job_id))).one()
-        tiers = (
+        tiered = (
             await conn.execute(
                 select(func.count())
                 .select_from(text("customers"))
@@ -177,7 +177,7 @@ async def test_recompute_job_matches_the_live_path(app: FastAPI, engine: AsyncEn
         ).scalar_one()
     assert (job.status, job.progress, job.done, job.total) == ("succeeded", 1.0, 6, 6)
     assert job.result["scored"] == 6
-    assert tiers == 6
+    assert tiered == 6
 
 
 async def test_value_tiers_written_in_slices_match_one_ranking_of_everyone(
@@ -188,14 +188,17 @@ async def test_value_tiers_written_in_slices_match_one_ranking_of_everyone(
     ]
     for n, customer in enumerate(customers[:7]):
         await _orders(engine, customer, *[3 + 30 * k + n * 11 for k in range(n + 1)])
-    await _score(app, customers, T)
-    monkeypatch.setattr(scoring, "TIER_WRITE_ROWS", 2)
+    gathered = value_tiers.TierInputs()
+    async with session_scope(app.state.sessionmaker) as session:
+        await rescore(session, customers[:4], T, DEFAULT_PROFILE, gathered)
+        await rescore(session, customers[4:], T, DEFAULT_PROFILE, gathered)
+    monkeypatch.setattr(value_tiers, "WRITE_ROWS", 2)
 
-    changed = await scoring.assign_value_tiers(app.state.sessionmaker, parallel=2)
+    changed = await value_tiers.assign_value_tiers(app.state.sessionmaker, 2, gathered)
 
     health = await _health(engine)
     ordered = sorted(health)
-    expected = value_tiers(
+    expected = tiers.value_tiers(
         *(
             np.array([health[i].features[name] for i in ordered], dtype=np.float64)
             for name in ("days_since_order", "orders_365d", "revenue_365d")
@@ -207,7 +210,8 @@ async def test_value_tiers_written_in_slices_match_one_ranking_of_everyone(
     assert [stored[i] for i in ordered] == expected.tolist()
     assert {"A", "B", "C"} <= set(stored.values())
     assert changed == 9
-    assert await scoring.assign_value_tiers(app.state.sessionmaker, parallel=2) == 0
+    # Ranked again from the stored scores, nobody changes tier.
+    assert await value_tiers.assign_value_tiers(app.state.sessionmaker, 2) == 0
 
 
 async def test_a_recompute_of_everyone_with_no_customers_succeeds(

@@ -20,7 +20,8 @@ from services.core.profiles import active_profile
 from services.core.reports.refresh import request_refresh
 from services.core.scoring.profile import ScoringProfile
 from services.scorer.features import Customers, IdRange
-from services.scorer.scoring import assign_value_tiers, rescore, rescore_channels
+from services.scorer.scoring import rescore, rescore_channels
+from services.scorer.value_tiers import TierInputs, assign_value_tiers
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ async def _score_chunks(
     ids: list[uuid.UUID] | None,
     as_of: datetime,
     profile: ScoringProfile,
+    tier_inputs: TierInputs | None,
 ) -> int:
     """Score chunk after chunk, PARALLEL at a time: each chunk is mostly PostgreSQL work on one
     backend, so two in flight keep both cores busy. One profile serves the whole job."""
@@ -171,7 +173,7 @@ async def _score_chunks(
     async def score(chunk: Customers) -> int:
         async with session_scope(sessionmaker) as session:
             await session.execute(_CHUNK_SETTINGS)
-            return await rescore(session, chunk, as_of, profile)
+            return await rescore(session, chunk, as_of, profile, tier_inputs)
 
     scored = 0
     running: set[asyncio.Task[int]] = set()
@@ -208,9 +210,10 @@ async def run_recompute(ctx: dict[str, Any], job_id: str, request_id: str | None
         job.total = len(ids) if ids is not None else await session.scalar(_COUNT)
         profile = await active_profile(session)
     try:
-        scored = await _score_chunks(sessionmaker, job_id, ids, as_of, profile)
-        if ids is None:
-            await assign_value_tiers(sessionmaker, PARALLEL)
+        tier_inputs = TierInputs() if ids is None else None
+        scored = await _score_chunks(sessionmaker, job_id, ids, as_of, profile, tier_inputs)
+        if tier_inputs is not None:
+            await assign_value_tiers(sessionmaker, PARALLEL, tier_inputs)
         await _rescore_channels_of(sessionmaker, ids, as_of)
     except Exception as exc:
         async with session_scope(sessionmaker) as session:
