@@ -111,6 +111,28 @@ async def test_a_month_without_partition_lands_in_default_until_maintenance_move
         await conn.execute("DELETE FROM customers WHERE id = $1", customer)
 
 
+async def test_a_read_during_a_split_of_the_default_partition_misses_no_row(
+    conn: asyncpg.Connection, url: str
+) -> None:
+    customer_id = await _customer(conn)
+    for minute in range(100):
+        await _interaction(conn, customer_id, PAST + timedelta(minutes=minute))
+    reader = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with conn.transaction():
+            assert await partitions.ensure_range(conn, PAST, PAST) == 1
+            count = asyncio.create_task(
+                reader.fetchval(
+                    "SELECT count(*) FROM interactions WHERE customer_id = $1", customer_id
+                )
+            )
+            await asyncio.sleep(0.5)
+            assert not count.done()  # waits for the split to commit
+        assert await count == 100
+    finally:
+        await reader.close()
+
+
 async def test_ensure_months_creates_each_missing_month_once(conn: asyncpg.Connection) -> None:
     moments = [PAST, PAST + timedelta(days=1), PAST + timedelta(days=70)]
     assert await partitions.ensure_months(conn, moments) == 2
