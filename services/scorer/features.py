@@ -139,8 +139,8 @@ def _selecting(column: str, by_range: bool, open_ended: bool) -> str:
 
 @functools.cache
 def _statement(by_range: bool, open_ended: bool) -> TextClause:
-    # The condition on interactions repeats the one on customers: PostgreSQL derives
-    # equalities across a join, not ranges, and each monthly partition's index scan needs it.
+    # The interactions subquery names the chunk's customers itself: it is grouped before the
+    # join, and each monthly partition's index scan needs the range or the ids.
     where = {
         "customers": _selecting("c.id", by_range, open_ended),
         "interactions": _selecting("i.customer_id", by_range, open_ended),
