@@ -31,6 +31,7 @@ from services.api.webhooks.router import router as webhooks_router
 from services.core.config import Settings, get_settings
 from services.core.crypto import load_box
 from services.core.db import create_engine, create_read_sessionmaker, create_sessionmaker
+from services.core.heap import freeze_startup_objects
 
 DESCRIPTION = """
 The system of record for customers and sales channels, and their early-warning system.
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
         app.state.rate_limiter = RateLimiter(redis, settings.queue_name)
         app.state.rows = RowReader(await create_pool(settings))
+        freeze_startup_objects()
         try:
             yield
         finally:

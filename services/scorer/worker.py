@@ -11,6 +11,7 @@ from arq.worker import Worker
 
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn, create_engine, create_sessionmaker
+from services.core.heap import freeze_startup_objects
 from services.core.logs import bind_job_context
 from services.scorer.dispatch import dispatch_forever
 from services.scorer.jobs.events import MAX_TRIES, process_events
@@ -77,6 +78,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         ]
         for task in ctx["loops"]:
             task.add_done_callback(_report_loop_end)
+        freeze_startup_objects()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         loops: list[asyncio.Task[None]] = ctx["loops"]
