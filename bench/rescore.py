@@ -55,9 +55,6 @@ async def load(settings: Settings, customers: int, interactions: int) -> list[uu
     )
     for index in indexes:
         await conn.execute(f'DROP INDEX "{index["indexname"]}"')
-    await conn.execute(
-        "ALTER TABLE interactions DROP CONSTRAINT fk_interactions_customer_id_customers"
-    )
 
     # Heterogeneous activity: a customer's share of interactions is log-normal, and each one
     # stops (churns) at a random point, so recency spreads over two years.
@@ -111,10 +108,6 @@ async def load(settings: Settings, customers: int, interactions: int) -> list[uu
     # monthly partitions without it (and the parent's index invalid).
     for index in indexes:
         await conn.execute(index["indexdef"].replace(" ON ONLY ", " ON "))
-    await conn.execute(
-        "ALTER TABLE interactions ADD CONSTRAINT fk_interactions_customer_id_customers "
-        "FOREIGN KEY (customer_id) REFERENCES customers (id)"
-    )
     # As a bulk import does: sets the visibility map, so scoring reads interactions from the
     # covering index alone, as it does once autovacuum has seen a live table.
     await conn.execute("VACUUM (ANALYZE) interactions, customers")

@@ -2,9 +2,11 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.models.enums import Scope
@@ -226,6 +228,24 @@ async def test_bad_input_writes_nothing(
     assert_problem(malformed, 400)
     assert_problem(await client.post("/v1/interactions", json=[base]), 422, "body")
     assert await written(engine) == (0, 0, 0)
+
+
+async def test_the_customer_and_channel_of_stored_interactions_cannot_be_deleted(
+    client: httpx.AsyncClient, engine: AsyncEngine, customer: dict[str, str]
+) -> None:
+    """interactions have no foreign keys (each stored row would check and lock its customer and
+    channel); what keeps their references valid is that neither is ever deleted."""
+    await record(client, customer_id=customer["id"])
+    for table in ("customers", "channels"):
+        with pytest.raises(DBAPIError) as refused:
+            async with engine.begin() as conn:
+                await conn.execute(text(f"DELETE FROM {table}"))
+        assert refused.value.orig is not None
+        assert isinstance(refused.value.orig.__cause__, asyncpg.RestrictViolationError)
+        assert f"{table} are archived, never deleted" in str(refused.value)
+        assert await count_rows(engine, table) == 1
+    [stored] = await walk(client, "/v1/interactions")
+    assert (stored["customer_id"], stored["channel_id"]) == (customer["id"], customer["channel_id"])
 
 
 async def test_readers_cannot_write(

@@ -34,7 +34,7 @@ from services.core.models.imports import ImportKind
 DEFAULT_BATCH_SIZE = 50_000
 PARALLEL_BATCHES = 2
 """Batches of interactions written at once, each on its own connection: PostgreSQL spends one
-core per INSERT, mostly on index entries and foreign-key checks, so two use both cores."""
+core per INSERT, mostly on index entries, so two use both cores."""
 
 GC_THRESHOLD = 100_000
 """Allocations between collections of the youngest generation while importing: batches hold

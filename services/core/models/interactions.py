@@ -3,7 +3,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, SmallInteger, String, Text, func
+from sqlalchemy import CheckConstraint, Index, Numeric, SmallInteger, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.core.models.base import Base, IdMixin, str_enum
@@ -18,8 +18,10 @@ class Interaction(IdMixin, Base):
 
     __tablename__ = "interactions"
 
-    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
-    channel_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("channels.id"))
+    # No foreign keys: writers resolve both in the same transaction, and customers and channels
+    # are never deleted (a trigger refuses it; see the migration 4c8e1f7a2b95).
+    customer_id: Mapped[uuid.UUID]
+    channel_id: Mapped[uuid.UUID | None]
     kind: Mapped[InteractionKind] = mapped_column(str_enum(InteractionKind))
     occurred_at: Mapped[datetime] = mapped_column(primary_key=True)
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
