@@ -6,7 +6,11 @@
 2. `GET /v1/customers/{id}` requests/s at 32 connections (wrk) versus a bare FastAPI endpoint
    returning a constant, served the same way. Target: >= 50%.
 
-Usage: python bench/ingest.py [--rows 200000] [--workers 2] [--seconds 10]
+Each comparison runs in rounds that alternate the baseline and the API (a slice of the rows, or
+a few seconds of wrk, each), so that a machine that slows down or speeds up during the run
+weighs on both sides alike; the figures are totals over the rounds.
+
+Usage: python bench/ingest.py [--rows 200000] [--workers 2] [--seconds 10] [--rounds 4]
 """
 
 import argparse
@@ -74,6 +78,7 @@ def as_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def post_batches(base: str, key: str, bodies: list[bytes]) -> float:
+    """Seconds to post these bodies from CLIENTS clients at once."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
@@ -94,12 +99,17 @@ async def post_batches(base: str, key: str, bodies: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-async def raw_copy(settings: Settings, rows: list[dict[str, Any]], indexes: bool) -> float:
-    """COPY into a scratch table shaped like `interactions`, with or without its indexes."""
+async def create_copy_tables(settings: Settings) -> None:
+    """Scratch tables shaped like `interactions`: without its indexes, and with them."""
     conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
-    like = "INCLUDING ALL" if indexes else "INCLUDING DEFAULTS"
-    await conn.execute("DROP TABLE IF EXISTS copy_baseline")
-    await conn.execute(f"CREATE TABLE copy_baseline (LIKE interactions {like})")
+    await conn.execute("CREATE TABLE copy_bare (LIKE interactions INCLUDING DEFAULTS)")
+    await conn.execute("CREATE TABLE copy_indexed (LIKE interactions INCLUDING ALL)")
+    await conn.close()
+
+
+async def raw_copy(settings: Settings, rows: list[dict[str, Any]], table: str) -> float:
+    """Seconds to COPY the rows into a scratch table, 1,000 a statement."""
+    conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
     columns = ["id", "customer_id", "kind", "occurred_at", "amount", "currency", "external_id"]
     records = [
         (
@@ -116,7 +126,7 @@ async def raw_copy(settings: Settings, rows: list[dict[str, Any]], indexes: bool
     started = time.perf_counter()
     for offset in range(0, len(records), BATCH):
         await conn.copy_records_to_table(
-            "copy_baseline", records=records[offset : offset + BATCH], columns=columns
+            table, records=records[offset : offset + BATCH], columns=columns
         )
     elapsed = time.perf_counter() - started
     await conn.close()
@@ -128,6 +138,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of baseline and API")
     args = parser.parse_args()
 
     with scratch_database() as settings:
@@ -138,20 +149,37 @@ def main() -> None:
             orjson.dumps({"items": [as_json(r) for r in rows[o : o + BATCH]]})
             for o in range(0, len(rows), BATCH)
         ]
+        asyncio.run(create_copy_tables(settings))
+        per_round = -(-len(bodies) // args.rounds)
+        seconds = {"bare": 0.0, "indexed": 0.0, "api": 0.0}
+        rps: dict[str, list[float]] = {"bare": [], "api": []}
+        with (
+            uvicorn("services.api.app:create_app", settings, args.workers) as api,
+            uvicorn("bench.bare_app:create_app", settings, args.workers) as bare,
+        ):
+            for start in range(0, len(bodies), per_round):
+                part = rows[start * BATCH : (start + per_round) * BATCH]
+                seconds["bare"] += asyncio.run(raw_copy(settings, part, "copy_bare"))
+                seconds["indexed"] += asyncio.run(raw_copy(settings, part, "copy_indexed"))
+                batch_bodies = bodies[start : start + per_round]
+                seconds["api"] += asyncio.run(post_batches(api, key, batch_bodies))
+            customer_url = f"{api}/v1/customers/{customers[0]}"
+            auth = {"Authorization": f"Bearer {key}"}
+            each = max(1, args.seconds // args.rounds)
+            for _ in range(args.rounds):
+                rps["bare"].append(wrk(f"{bare}/const", 32, each, {}))
+                rps["api"].append(wrk(customer_url, 32, each, auth))
 
-        bare_copy_seconds = asyncio.run(raw_copy(settings, rows, indexes=False))
-        copy_seconds = asyncio.run(raw_copy(settings, rows, indexes=True))
-        with uvicorn("services.api.app:create_app", settings, args.workers) as base:
-            api_seconds = asyncio.run(post_batches(base, key, bodies))
-            customer_url = f"{base}/v1/customers/{customers[0]}"
-            api_rps = wrk(customer_url, 32, args.seconds, {"Authorization": f"Bearer {key}"})
-        with uvicorn("bench.bare_app:create_app", settings, args.workers) as base:
-            bare_rps = wrk(f"{base}/const", 32, args.seconds, {})
-
-    bare_copy_rate = args.rows / bare_copy_seconds
-    copy_rate = args.rows / copy_seconds
-    api_rate = args.rows / api_seconds
-    print(f"rows: {args.rows:,}  batch: {BATCH}  clients: {CLIENTS}  workers: {args.workers}")
+    bare_copy_rate = args.rows / seconds["bare"]
+    copy_rate = args.rows / seconds["indexed"]
+    api_rate = args.rows / seconds["api"]
+    bare_rps = sum(rps["bare"]) / len(rps["bare"])
+    api_rps = sum(rps["api"]) / len(rps["api"])
+    per_round_ratio = [a / b for a, b in zip(rps["api"], rps["bare"], strict=True)]
+    print(
+        f"rows: {args.rows:,}  batch: {BATCH}  clients: {CLIENTS}  workers: {args.workers}  "
+        f"rounds: {args.rounds}"
+    )
     print(f"raw COPY, no indexes     {bare_copy_rate:>10,.0f} rows/s")
     print(f"raw COPY, same indexes   {copy_rate:>10,.0f} rows/s")
     print(
@@ -162,7 +190,8 @@ def main() -> None:
     print(f"bare FastAPI GET         {bare_rps:>10,.0f} req/s")
     print(
         f"GET /v1/customers/{{id}}   {api_rps:>10,.0f} req/s   "
-        f"{api_rps / bare_rps:.1%} of bare  (target >= 50%)"
+        f"{api_rps / bare_rps:.1%} of bare  (target >= 50%; rounds "
+        f"{min(per_round_ratio):.1%} to {max(per_round_ratio):.1%})"
     )
 
 
