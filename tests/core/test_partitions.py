@@ -111,6 +111,25 @@ async def test_a_month_without_partition_lands_in_default_until_maintenance_move
         await conn.execute("DELETE FROM customers WHERE id = $1", customer)
 
 
+async def test_a_month_with_no_rows_to_move_is_created_beside_a_writer_of_another(
+    conn: asyncpg.Connection, url: str
+) -> None:
+    """Import batches create their months while the batch before them is still being written:
+    only moving rows out of the default partition has to wait for other transactions."""
+    customer_id = await _customer(conn)
+    assert await partitions.ensure_range(conn, PAST, PAST) == 1
+    writer = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with writer.transaction():
+            await _interaction(writer, customer_id, PAST)
+            await conn.execute("SET lock_timeout = '2s'")
+            april = PAST + timedelta(days=31)
+            assert await partitions.ensure_range(conn, april, april) == 1
+    finally:
+        await writer.close()
+    assert await _placement(conn) == [("interactions_2019_03", 1)]
+
+
 async def test_a_read_during_a_split_of_the_default_partition_misses_no_row(
     conn: asyncpg.Connection, url: str
 ) -> None:
