@@ -10,8 +10,9 @@ old partitions would miss them). Now the function looks first: when the default 
 rows of the month, it locks interactions as before; otherwise it locks only the default
 partition, which leaves writers of other months alone, and attaches an empty partition, which
 readers may miss harmlessly. Rows that reach the default partition between the look and the
-lock stay there for a call that moves them; once it holds the default partition, the function
-never reaches for the lock on interactions, which a reader could be waiting behind.
+lock stay there for a call that moves them; once its transaction holds the default partition,
+the function never reaches for the lock on interactions, which a reader could be holding while it
+waits for the default partition.
 
 Revision ID: 7a3d9e5c1f28
 Revises: 4c8e1f7a2b95
@@ -46,6 +47,14 @@ BEGIN
     RETURN 0;
   END IF;
   PERFORM pg_advisory_xact_lock(hashtext('ensure_interaction_partitions'));
+  -- An earlier call in the same transaction may hold either lock already.
+  SELECT coalesce(bool_or(relation = 'interactions'::regclass), false),
+         coalesce(bool_or(relation = 'interactions_default'::regclass), false)
+    INTO readers_locked, default_locked
+    FROM pg_locks
+   WHERE locktype = 'relation' AND pid = pg_backend_pid() AND granted
+     AND mode = 'AccessExclusiveLock'
+     AND relation IN ('interactions'::regclass, 'interactions_default'::regclass);
   WHILE month <= stop LOOP
     name := 'interactions_' || to_char(month, 'YYYY_MM');
     low := month AT TIME ZONE 'UTC';

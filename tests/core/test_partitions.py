@@ -130,6 +130,22 @@ async def test_a_month_with_no_rows_to_move_is_created_beside_a_writer_of_anothe
     assert await _placement(conn) == [("interactions_2019_03", 1)]
 
 
+async def test_rows_to_move_wait_for_a_call_that_can_lock_readers_out(
+    conn: asyncpg.Connection,
+) -> None:
+    """Holding the default partition, a transaction must not queue for the lock on interactions
+    behind a reader that waits for the default partition: it leaves those rows for later."""
+    customer_id = await _customer(conn)
+    await _interaction(conn, customer_id, PAST)
+    may = PAST + timedelta(days=61)
+    async with conn.transaction():
+        assert await partitions.ensure_range(conn, may, may) == 1  # nothing to move
+        assert await partitions.ensure_range(conn, PAST, PAST) == 0
+    assert await _placement(conn) == [("interactions_default", 1)]
+    assert await partitions.ensure_range(conn, PAST, PAST) == 1
+    assert await _placement(conn) == [("interactions_2019_03", 1)]
+
+
 async def test_a_read_during_a_split_of_the_default_partition_misses_no_row(
     conn: asyncpg.Connection, url: str
 ) -> None:
