@@ -59,32 +59,31 @@ BEGIN
     name := 'interactions_' || to_char(month, 'YYYY_MM');
     low := month AT TIME ZONE 'UTC';
     high := (month + interval '1 month') AT TIME ZONE 'UTC';
-    IF to_regclass(name) IS NULL AND NOT readers_locked AND EXISTS (
-        SELECT 1 FROM interactions_default WHERE occurred_at >= low AND occurred_at < high) THEN
-      IF NOT default_locked THEN
-        LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE;
-        readers_locked := true;
-      ELSE
-        name := NULL;  -- rows to move, and readers no longer lockable here: a later call
+    IF to_regclass(name) IS NULL THEN
+      IF NOT readers_locked AND NOT default_locked THEN
+        IF EXISTS (
+            SELECT 1 FROM interactions_default WHERE occurred_at >= low AND occurred_at < high) THEN
+          LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE;
+          readers_locked := true;
+        ELSE
+          LOCK TABLE interactions_default IN ACCESS EXCLUSIVE MODE;
+          default_locked := true;
+        END IF;
       END IF;
-    ELSIF to_regclass(name) IS NULL AND NOT readers_locked AND NOT default_locked THEN
-      LOCK TABLE interactions_default IN ACCESS EXCLUSIVE MODE;
-      default_locked := true;
-      IF EXISTS (
+      -- Holding only the default partition, rows to move (of a later month, or arrived before
+      -- the lock) are left for a call that locks readers out.
+      IF readers_locked OR NOT EXISTS (
           SELECT 1 FROM interactions_default WHERE occurred_at >= low AND occurred_at < high) THEN
-        name := NULL;  -- arrived before the lock: left for a call that locks readers out
+        EXECUTE format(
+          'CREATE TABLE %I (LIKE interactions INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
+        EXECUTE format(
+          'WITH moved AS (DELETE FROM interactions_default WHERE occurred_at >= %L '
+          'AND occurred_at < %L RETURNING *) INSERT INTO %I SELECT * FROM moved', low, high, name);
+        EXECUTE format(
+          'ALTER TABLE interactions ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+          name, low, high);
+        created := created + 1;
       END IF;
-    END IF;
-    IF name IS NOT NULL AND to_regclass(name) IS NULL THEN
-      EXECUTE format(
-        'CREATE TABLE %I (LIKE interactions INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
-      EXECUTE format(
-        'WITH moved AS (DELETE FROM interactions_default WHERE occurred_at >= %L '
-        'AND occurred_at < %L RETURNING *) INSERT INTO %I SELECT * FROM moved', low, high, name);
-      EXECUTE format(
-        'ALTER TABLE interactions ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
-        name, low, high);
-      created := created + 1;
     END IF;
     month := month + interval '1 month';
   END LOOP;
