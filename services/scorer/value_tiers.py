@@ -71,16 +71,11 @@ def _in_id_order(ids: list[uuid.UUID]) -> np.ndarray:
 
 
 async def assign_value_tiers(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    parallel: int,
-    inputs: TierInputs | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession], parallel: int, inputs: TierInputs
 ) -> int:
-    """Tier every customer in `inputs` (default: every stored current score) and store the
-    tiers that changed; returns how many. After a first recompute nearly every customer changes
-    tier: `parallel` connections write them, a transaction per slice of WRITE_ROWS customers."""
-    if inputs is None:
-        async with sessionmaker() as session:
-            inputs = await TierInputs.stored(session)
+    """Tier every customer in `inputs` and store the tiers that changed; returns how many.
+    After a first recompute nearly every customer changes tier: `parallel` connections write
+    them, a transaction per slice of WRITE_ROWS customers."""
     if not inputs.ids:
         return 0
     order = _in_id_order(inputs.ids)

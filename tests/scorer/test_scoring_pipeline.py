@@ -211,7 +211,9 @@ async def test_value_tiers_written_in_slices_match_one_ranking_of_everyone(
     assert {"A", "B", "C"} <= set(stored.values())
     assert changed == 9
     # Ranked again from the stored scores, nobody changes tier.
-    assert await value_tiers.assign_value_tiers(app.state.sessionmaker, 2) == 0
+    async with app.state.sessionmaker() as session:
+        stored_inputs = await value_tiers.TierInputs.stored(session)
+    assert await value_tiers.assign_value_tiers(app.state.sessionmaker, 2, stored_inputs) == 0
 
 
 async def test_a_recompute_of_everyone_with_no_customers_succeeds(
