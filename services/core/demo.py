@@ -312,10 +312,9 @@ async def _interactions(
         )
         for row in rows
     ]
-    new = await stored.insert(session, values)
+    new = await stored.insert(session, values, source="demo")
     inserted = [row["id"] for row in rows if row["id"] in new]
     await _audit(session, "interaction", rows, inserted)
-    await _emit(session, events.INTERACTIONS_CREATED, inserted, rows)
     return len(inserted)
 
 

@@ -4,7 +4,8 @@
 `interaction_external_ids`: the statement claims each external id there first and inserts only
 the interactions whose claim succeeded (or that carry none), all in one statement. Claims are
 made in external-id order, so two batches that share ids wait for each other instead of
-deadlocking."""
+deadlocking. The same statement writes the batch's `interactions.created` outbox event and its
+NOTIFY, so no caller can store interactions without their event."""
 
 import uuid
 from typing import Any
@@ -14,7 +15,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.core import jsontext
+from services.core import events, jsontext
+from services.core.logs import request_context
 from services.core.models import Interaction, InteractionExternalId
 
 COLUMNS = (
@@ -45,13 +47,25 @@ WITH r AS MATERIALIZED (
   ORDER BY external_id COLLATE "C"
   ON CONFLICT (external_id) DO NOTHING
   RETURNING interaction_id
+), inserted AS (
+  INSERT INTO interactions ({_names})
+  SELECT {_names.replace("attributes", "attributes::jsonb")} FROM r
+  WHERE external_id IS NULL OR id IN (SELECT interaction_id FROM claimed)
+  RETURNING id, customer_id
+), event AS (
+  INSERT INTO outbox_events (type, payload)
+  SELECT :event_type, CAST(:event_extra AS jsonb) || jsonb_build_object(
+    'count', count(*),
+    'customer_ids', (SELECT jsonb_agg(c ORDER BY c)
+                     FROM (SELECT DISTINCT customer_id::text COLLATE "C" AS c FROM inserted) d))
+  FROM inserted HAVING count(*) > 0
+  RETURNING id
 )
-INSERT INTO interactions ({_names})
-SELECT {_names.replace("attributes", "attributes::jsonb")} FROM r
-WHERE external_id IS NULL OR id IN (SELECT interaction_id FROM claimed)
-RETURNING id
+SELECT ARRAY(SELECT id FROM inserted) AS ids,
+  (SELECT count(pg_notify(:event_channel, '')) FROM event) AS notified
 """)
-"""Takes one array per column (see `arrays`) and answers the ids it inserted."""
+"""Takes one array per column (see `arrays`) and the event's extra payload; answers the ids it
+inserted."""
 
 
 def attributes_json(value: Any) -> str:
@@ -63,11 +77,22 @@ def arrays(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
     return dict(zip(NAMES, (list(column) for column in zip(*rows, strict=True)), strict=True))
 
 
-async def insert(session: AsyncSession, rows: list[tuple[Any, ...]]) -> set[uuid.UUID]:
-    """Insert the rows whose external id is not stored yet; the ids of those inserted."""
+async def insert(
+    session: AsyncSession, rows: list[tuple[Any, ...]], **extra: str
+) -> set[uuid.UUID]:
+    """Insert the rows whose external id is not stored yet, with one `interactions.created`
+    event (the request being served and `extra` in its payload) if any was; the ids of those
+    inserted."""
     if not rows:
         return set()
-    return set(await session.scalars(INSERT, arrays(rows)))
+    params = {
+        **arrays(rows),
+        "event_type": events.INTERACTIONS_CREATED,
+        "event_extra": jsontext.dumps({**request_context(), **extra}).decode(),
+        "event_channel": events.OUTBOX_CHANNEL,
+    }
+    ids: list[uuid.UUID] = (await session.execute(INSERT, params)).scalar_one()
+    return set(ids)
 
 
 async def stored_ids(session: AsyncSession, external_ids: list[str]) -> dict[str, uuid.UUID]:

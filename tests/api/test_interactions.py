@@ -98,7 +98,7 @@ async def test_create_get_delete(
     assert got.json() == created
 
     assert await outbox(engine) == [
-        ("interactions.created", {"ids": [created["id"]], "customer_ids": [customer["id"]]})
+        ("interactions.created", {"count": 1, "customer_ids": [customer["id"]]})
     ]
     deleted = await client.delete(f"/v1/interactions/{created['id']}")
     assert deleted.status_code == 204
@@ -390,7 +390,7 @@ async def test_batch_with_mixed_items(
     assert stored[created[1]]["customer_id"] == nobody
     assert stored[created[2]]["attributes"] == {"path": "C:\\u0000", "big": 10**30}
     assert await outbox(engine) == [
-        ("interactions.created", {"ids": created, "customer_ids": sorted([cid, nobody])})
+        ("interactions.created", {"count": 3, "customer_ids": sorted([cid, nobody])})
     ]
     audit = await client.get("/v1/audit-events", params={"resource_type": "interaction_batch"})
     [entry] = audit.json()["items"]
@@ -465,5 +465,5 @@ async def test_full_batch(
     assert result["created"] == 1000
     assert await count_rows(engine, "interactions") == 1000
     [(_, payload)] = await outbox(engine)
-    assert len(payload["ids"]) == 1000
+    assert payload["count"] == 1000
     assert payload["customer_ids"] == [customer["id"]]

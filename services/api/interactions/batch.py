@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api import references
 from services.api.interactions.schemas import InteractionCreate
 from services.api.interactions.service import row_of
-from services.core import audit, events
+from services.core import audit
 from services.core import interactions as stored
 
 RESOURCE = "interaction_batch"
@@ -92,11 +92,9 @@ async def ingest(
         session, [r[stored.EXTERNAL_ID] for r in rows if r[0] not in inserted]
     )
     created_ids: list[uuid.UUID] = []
-    customer_ids: set[uuid.UUID] = set()
     for index, row in zip(indexes, rows, strict=True):
         if row[0] in inserted:
             created_ids.append(row[0])
-            customer_ids.add(row[1])
             results.append({"index": index, "status": "created", "id": row[0], "errors": []})
         elif (known := existing.get(row[stored.EXTERNAL_ID])) is not None:
             results.append({"index": index, "status": "duplicate", "id": known, "errors": []})
@@ -111,7 +109,6 @@ async def ingest(
         "errors": len(items) - len(created_ids) - duplicates,
     }
     if created_ids:
-        await events.emit(session, events.INTERACTIONS_CREATED, created_ids, customer_ids)
         after = {**counts, "ids": [str(i) for i in created_ids]}
         await audit.record(session, actor, "create", RESOURCE, None, None, after)
     return {"results": results, **counts}

@@ -127,7 +127,6 @@ async def create(
         select(Interaction).where(Interaction.id == row[0], Interaction.occurred_at == row[4])
     )
     assert interaction is not None
-    await events.emit(session, events.INTERACTIONS_CREATED, [interaction.id], [customer_id])
     await audit.record(
         session, actor, "create", RESOURCE, interaction.id, None, snapshot(interaction)
     )

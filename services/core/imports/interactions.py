@@ -114,12 +114,13 @@ inserted AS (
     AND (external_id IS NULL OR id IN (SELECT interaction_id FROM claimed))
   RETURNING id, customer_id
 ),
+touched AS MATERIALIZED (SELECT DISTINCT customer_id FROM inserted),
 event AS (
   INSERT INTO outbox_events (type, payload)
   SELECT $1, jsonb_build_object(
-    'ids', jsonb_agg(id),
+    'count', count(*),
     'customer_ids', (SELECT jsonb_agg(c ORDER BY c)
-                     FROM (SELECT DISTINCT customer_id::text COLLATE "C" AS c FROM inserted) d),
+                     FROM (SELECT customer_id::text COLLATE "C" AS c FROM touched) d),
     'source', 'import', 'import_run_id', $2::text)
   FROM inserted HAVING count(*) > 0
   RETURNING id
@@ -127,7 +128,7 @@ event AS (
 SELECT (SELECT count(*) FROM inserted) AS imported,
   (SELECT count(*) FROM resolved WHERE customer_id IS NOT NULL AND NOT channel_missing)
     AS eligible,
-  ARRAY(SELECT DISTINCT customer_id FROM inserted) AS customer_ids,
+  ARRAY(SELECT customer_id FROM touched) AS customer_ids,
   ARRAY(SELECT line FROM resolved WHERE customer_id IS NULL) AS no_customer,
   ARRAY(SELECT line FROM resolved WHERE customer_id IS NOT NULL AND channel_missing)
     AS no_channel,
