@@ -4,8 +4,9 @@ partition, and that time-bounded reads only touch the months they need."""
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -174,6 +175,23 @@ async def test_ensure_months_creates_each_missing_month_once(conn: asyncpg.Conne
     assert await partitions.ensure_months(conn, moments) == 0
     assert {"interactions_2019_03", "interactions_2019_05"} <= await _partition_names(conn)
     assert "interactions_2019_04" not in await _partition_names(conn)
+
+
+def test_months_of_gives_the_month_in_utc_whatever_the_zone_of_each_time() -> None:
+    march, april = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+    in_utc = [
+        datetime(2026, 3, 31, 23, tzinfo=UTC),
+        datetime(2026, 4, 1, tzinfo=timezone(timedelta(0))),
+    ]
+    west = datetime(2026, 3, 31, 23, 30, tzinfo=timezone(timedelta(hours=-2)))  # April in UTC
+    east = datetime(2026, 4, 1, 1, tzinfo=timezone(timedelta(hours=8)))  # March in UTC
+    named = datetime(2026, 4, 1, 7, tzinfo=ZoneInfo("Asia/Shanghai"))  # March in UTC
+    assert partitions.months_of(in_utc) == {march, april}
+    assert partitions.months_of([west]) == {april}
+    assert partitions.months_of([east]) == {march}
+    assert partitions.months_of([named]) == {march}
+    assert partitions.months_of([in_utc[0], west]) == {march, april}
+    assert partitions.months_of([]) == set()
 
 
 async def _relations(url: str, statement: str | Select[Any], params: dict[str, Any]) -> set[str]:

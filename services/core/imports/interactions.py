@@ -58,8 +58,8 @@ class InteractionLoader(Loader):
     async def prepare(self, conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
         """Partitions for the months of the batch, created ahead of its transaction, so that
         history lands in its months' partitions rather than in the default one."""
-        times = (row[self._OCCURRED_AT] for row in rows)
-        months = {partitions.month_of(t) for t in times if t is not None} - self._months
+        at = self._OCCURRED_AT
+        months = partitions.months_of([r[at] for r in rows if r[at] is not None]) - self._months
         if months:
             await partitions.ensure_months(conn, months)
             self._months |= months
