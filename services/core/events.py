@@ -14,8 +14,6 @@ INTERACTIONS_CREATED = "interactions.created"
 INTERACTIONS_DELETED = "interactions.deleted"
 TICKETS_CHANGED = "tickets.changed"
 TICKETS_DELETED = "tickets.deleted"
-# Customers written by `retention import`: rescored like any other touched customer.
-CUSTOMERS_IMPORTED = "customers.imported"
 # A job row was queued (ids = [job id]); the worker starts it. Names no customers, so the
 # live rescoring of touched customers ignores it.
 JOBS_REQUESTED = "jobs.requested"

@@ -1,7 +1,7 @@
 """Interactions: one INSERT ... SELECT per batch that resolves customers and channels, skips
 external ids already stored (claimed in interaction_external_ids, `ON CONFLICT DO NOTHING`),
-creates the partitions of the batch's months beforehand, and writes the batch's outbox event in
-the same statement, its payload built in SQL as `events.emit` builds it."""
+and answers the customers it wrote to, for the run's recompute; the partitions of the batch's
+months are created beforehand."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 import uuid_utils
 
-from services.core import events, partitions
+from services.core import partitions
 from services.core.imports.formats import Values
 from services.core.imports.load import (
     STAGING,
@@ -112,27 +112,15 @@ inserted AS (
   SELECT {self._VALUES} FROM resolved
   WHERE customer_id IS NOT NULL AND NOT channel_missing
     AND (external_id IS NULL OR id IN (SELECT interaction_id FROM claimed))
-  RETURNING id, customer_id
-),
-touched AS MATERIALIZED (SELECT DISTINCT customer_id FROM inserted),
-event AS (
-  INSERT INTO outbox_events (type, payload)
-  SELECT $1, jsonb_build_object(
-    'count', count(*),
-    'customer_ids', (SELECT jsonb_agg(c ORDER BY c)
-                     FROM (SELECT customer_id::text COLLATE "C" AS c FROM touched) d),
-    'source', 'import', 'import_run_id', $2::text)
-  FROM inserted HAVING count(*) > 0
-  RETURNING id
+  RETURNING customer_id
 )
 SELECT (SELECT count(*) FROM inserted) AS imported,
   (SELECT count(*) FROM resolved WHERE customer_id IS NOT NULL AND NOT channel_missing)
     AS eligible,
-  ARRAY(SELECT customer_id FROM touched) AS customer_ids,
+  ARRAY(SELECT DISTINCT customer_id FROM inserted) AS customer_ids,
   ARRAY(SELECT line FROM resolved WHERE customer_id IS NULL) AS no_customer,
   ARRAY(SELECT line FROM resolved WHERE customer_id IS NOT NULL AND channel_missing)
-    AS no_channel,
-  (SELECT count(pg_notify('{events.OUTBOX_CHANNEL}', '')) FROM event) AS notified
+    AS no_channel
 """
         return self._statements[key]
 
@@ -142,11 +130,7 @@ SELECT (SELECT count(*) FROM inserted) AS imported,
         flags = (used(rows, 2), used(rows, 3), used(rows, 4), used(rows, 5))
         if not flags[0] and not flags[1]:
             flags = (False, True, *flags[2:])
-        result = await conn.fetchrow(
-            self._statement(flags, context.ordered),
-            events.INTERACTIONS_CREATED,
-            str(context.run_id),
-        )
+        result = await conn.fetchrow(self._statement(flags, context.ordered))
         written = Written(imported=result["imported"], customer_ids=result["customer_ids"])
         if result["no_customer"] or result["no_channel"]:
             by_line = {row[0]: row for row in rows}

@@ -1,5 +1,5 @@
-"""The rows an import writes besides its data, in the same transaction: the outbox event that
-gets the written customers rescored, and the audit event. Imports run on plain asyncpg
+"""The rows an import writes besides its data, in the same transaction: audit events, and the
+outbox event of the recompute it queues when it finishes. Imports run on plain asyncpg
 connections (for COPY), so these are the asyncpg forms of `events.emit` and `audit.record`,
 writing the same rows."""
 
@@ -33,7 +33,7 @@ async def emit(
     customer_ids: Iterable[uuid.UUID],
     **extra: Any,
 ) -> None:
-    """One outbox row for a whole batch, shaped as `events.emit` shapes it."""
+    """One outbox row, shaped as `events.emit` shapes it."""
     payload = {
         "ids": [str(i) for i in ids],
         "customer_ids": sorted({str(c) for c in customer_ids}),

@@ -36,7 +36,6 @@ class Written:
 
 @dataclass(frozen=True)
 class Context:
-    run_id: uuid.UUID
     run_started: datetime
     default_currency: str
     ordered: bool

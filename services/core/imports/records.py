@@ -9,8 +9,6 @@ from typing import Any, ClassVar
 
 import asyncpg
 
-from services.core import events
-from services.core.imports import journal
 from services.core.imports.formats import Values
 from services.core.imports.load import (
     STAGING,
@@ -125,7 +123,7 @@ class UpsertLoader(Loader):
             ids.update(r["id"] for r in inserted)
             ids.update(r["id"] for r in updated)
             await self.after_round(conn, inserted, updated, written)
-        await self.after_batch(conn, sorted(ids), written, context)
+        self.touched(sorted(ids), written)
         return written
 
     async def _resolve(
@@ -206,9 +204,9 @@ class UpsertLoader(Loader):
     ) -> None:
         return None
 
-    async def after_batch(
-        self, conn: asyncpg.Connection, ids: list[uuid.UUID], written: Written, context: Context
-    ) -> None:
+    def touched(self, ids: list[uuid.UUID], written: Written) -> None:
+        """Note in `written` the customers the batch wrote (`ids` are the records it wrote),
+        for the run's recompute."""
         return None
 
 
@@ -306,19 +304,8 @@ RETURNING t.id, s.line, t.channel_id, old.channel_id AS channel_before
             [channel for _, channel in moves],
         )
 
-    async def after_batch(
-        self, conn: asyncpg.Connection, ids: list[uuid.UUID], written: Written, context: Context
-    ) -> None:
+    def touched(self, ids: list[uuid.UUID], written: Written) -> None:
         written.customer_ids = ids
-        if ids:
-            await journal.emit(
-                conn,
-                events.CUSTOMERS_IMPORTED,
-                ids,
-                ids,
-                source="import",
-                import_run_id=str(context.run_id),
-            )
 
 
 _CHANNEL_FIELDS = (
@@ -472,17 +459,5 @@ RETURNING t.id, s.line, t.customer_id
     ) -> None:
         written.customer_ids += [r["customer_id"] for r in (*inserted, *updated)]
 
-    async def after_batch(
-        self, conn: asyncpg.Connection, ids: list[uuid.UUID], written: Written, context: Context
-    ) -> None:
+    def touched(self, ids: list[uuid.UUID], written: Written) -> None:
         written.customer_ids = sorted(set(written.customer_ids))
-        if ids:
-            await journal.emit(
-                conn,
-                events.TICKETS_CHANGED,
-                ids,
-                written.customer_ids,
-                action="imported",
-                source="import",
-                import_run_id=str(context.run_id),
-            )

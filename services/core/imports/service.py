@@ -270,7 +270,7 @@ async def import_file(
         if observer is not None:
             observer.started(run, file.size, start)
         extra = [await _connect(settings, loader) for _ in range(parallel - 1)]
-        context = Context(run.id, run.started_at, settings.default_currency, ordered=parallel > 1)
+        context = Context(run.started_at, settings.default_currency, ordered=parallel > 1)
         batches = (
             _prepare(index, chunk, parse, schema, loader, context)
             for index, chunk in enumerate(chunks(reader.records(start), reader, options.batch_size))
