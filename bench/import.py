@@ -7,7 +7,11 @@ memory. Baseline, in the same run: asyncpg `copy_records_to_table` of the same r
 resolved and typed, into a scratch table with the same indexes (`LIKE interactions INCLUDING
 ALL`), batch by batch. Target: >= 100,000 interactions/s, memory flat in file size.
 
+Then the same import again into a fresh database of its own, with a `retention worker` running
+against it, as in production: the import must not slow down because a worker is there.
+
 Usage: python -m bench.import [--rows 5000000] [--customers 250000] [--batch-size 50000]
+                              [--skip-worker]
 """
 
 import argparse
@@ -31,6 +35,7 @@ import psutil
 import uuid_utils
 
 from bench.harness import ROOT, scratch_database
+from bench.latency import scorer
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn
 
@@ -191,10 +196,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--customers", type=int, default=250_000)
     parser.add_argument("--batch-size", type=int, default=50_000)
+    parser.add_argument("--skip-worker", action="store_true", help="no import beside a worker")
     args = parser.parse_args()
 
-    with scratch_database() as settings, tempfile.TemporaryDirectory() as scratch:
-        people = asyncio.run(seed(settings, args.customers))
+    with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "interactions.csv"
         started = time.perf_counter()
         write_csv(path, args.rows, args.customers)
@@ -202,12 +207,21 @@ def main() -> None:
         print(
             f"generated {args.rows:,} rows ({size / 2**20:,.0f} MiB) in {time.perf_counter() - started:.0f} s"
         )
-
-        seconds, peak, output = run_import(settings, path, args.batch_size)
-        print(output.rstrip())
-        count = asyncio.run(stored(settings))
-        assert count == args.rows, f"{count:,} interactions stored of {args.rows:,}"
-        copying = asyncio.run(baseline(settings, args.rows, people, args.batch_size))
+        with scratch_database() as settings:
+            people = asyncio.run(seed(settings, args.customers))
+            seconds, peak, output = run_import(settings, path, args.batch_size)
+            print(output.rstrip())
+            count = asyncio.run(stored(settings))
+            assert count == args.rows, f"{count:,} interactions stored of {args.rows:,}"
+            copying = asyncio.run(baseline(settings, args.rows, people, args.batch_size))
+        beside = None
+        if not args.skip_worker:
+            with scratch_database() as settings, (Path(scratch) / "worker.log").open("wb") as log:
+                asyncio.run(seed(settings, args.customers))
+                with scorer(settings, log):
+                    beside, _, _ = run_import(settings, path, args.batch_size)
+                count = asyncio.run(stored(settings))
+                assert count == args.rows, f"{count:,} interactions stored of {args.rows:,}"
 
     rate = args.rows / seconds
     raw = args.rows / copying
@@ -218,6 +232,11 @@ def main() -> None:
     print(f"baseline COPY, same indexes: {copying:.1f} s, {raw:,.0f} rows/s")
     print(f"import / baseline: {rate / raw:.1%}")
     print(f"import peak RSS: {peak / 2**20:,.0f} MiB for a {size / 2**20:,.0f} MiB file")
+    if beside is not None:
+        print(
+            f"retention import beside a running worker: {beside:.1f} s, "
+            f"{args.rows / beside:,.0f} interactions/s ({seconds / beside:.0%} of the rate alone)"
+        )
 
 
 if __name__ == "__main__":
