@@ -5,11 +5,14 @@ A row lands in the partition of its month (UTC) or, when that month has none yet
 time and moves what the default partition holds into partitions of its own; a bulk import
 creates the months it is about to load, so years of history never pass through the default."""
 
+import logging
 import re
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+
+log = logging.getLogger(__name__)
 
 MONTHS_AHEAD = 3
 _PARTITION = re.compile(r"interactions_(\d{4}_\d{2}|default)")
@@ -49,13 +52,27 @@ async def ensure_range(conn: asyncpg.Connection, first: datetime, last: datetime
     return created
 
 
-async def ensure_months(conn: asyncpg.Connection, moments: Collection[datetime]) -> int:
-    """Create the partitions of the months of these times that have none; the number created.
-    Call it outside a long transaction: a new partition locks interactions until commit."""
-    created = 0
+async def ensure_months(
+    conn: asyncpg.Connection, moments: Collection[datetime], lock_timeout: timedelta | None = None
+) -> set[datetime]:
+    """Create the partitions of the months of these times that have none, each in a
+    transaction of its own; the months it saw to. Creating a partition waits for every open
+    reader of the default partition, and every reader that comes later waits behind it: with
+    `lock_timeout`, a month that would wait longer is given up, and its rows go to the default
+    partition until a later call or the worker's maintenance moves them out."""
+    done: set[datetime] = set()
     for month in sorted(months_of(moments)):
-        created += await ensure_range(conn, month, month)
-    return created
+        try:
+            async with conn.transaction():
+                if lock_timeout is not None:
+                    milliseconds = max(1, round(lock_timeout.total_seconds() * 1000))
+                    await conn.execute(f"SET LOCAL lock_timeout = {milliseconds}")
+                await ensure_range(conn, month, month)
+        except asyncpg.LockNotAvailableError:
+            log.info("the partition of %s waits for readers; its rows go to the default", month)
+            continue
+        done.add(month)
+    return done
 
 
 async def maintain(conn: asyncpg.Connection, months_ahead: int = MONTHS_AHEAD) -> int:

@@ -171,10 +171,31 @@ async def test_a_read_during_a_split_of_the_default_partition_misses_no_row(
 
 async def test_ensure_months_creates_each_missing_month_once(conn: asyncpg.Connection) -> None:
     moments = [PAST, PAST + timedelta(days=1), PAST + timedelta(days=70)]
-    assert await partitions.ensure_months(conn, moments) == 2
-    assert await partitions.ensure_months(conn, moments) == 0
-    assert {"interactions_2019_03", "interactions_2019_05"} <= await _partition_names(conn)
-    assert "interactions_2019_04" not in await _partition_names(conn)
+    months = {datetime(2019, 3, 1, tzinfo=UTC), datetime(2019, 5, 1, tzinfo=UTC)}
+    before = await _partition_names(conn)
+    assert await partitions.ensure_months(conn, moments) == months
+    assert await _partition_names(conn) - before == {"interactions_2019_03", "interactions_2019_05"}
+    assert await partitions.ensure_months(conn, moments) == months
+    assert await _partition_names(conn) - before == {"interactions_2019_03", "interactions_2019_05"}
+
+
+async def test_a_month_held_up_by_a_reader_is_given_up_within_the_lock_timeout(
+    conn: asyncpg.Connection, url: str
+) -> None:
+    """An import must not queue for the default partition behind a long read (an export), for
+    every reader of interactions would queue behind the import meanwhile."""
+    reader = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with reader.transaction():
+            await reader.fetchval("SELECT count(*) FROM interactions")
+            given_up = partitions.ensure_months(conn, [PAST], timedelta(milliseconds=200))
+            assert await asyncio.wait_for(given_up, 5) == set()
+            assert "interactions_2019_03" not in await _partition_names(conn)
+    finally:
+        await reader.close()
+    month = datetime(2019, 3, 1, tzinfo=UTC)
+    assert await partitions.ensure_months(conn, [PAST], timedelta(milliseconds=200)) == {month}
+    assert "interactions_2019_03" in await _partition_names(conn)
 
 
 def test_months_of_gives_the_month_in_utc_whatever_the_zone_of_each_time() -> None:

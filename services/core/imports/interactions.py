@@ -4,7 +4,7 @@ and answers the customers it wrote to, for the run's recompute; the partitions o
 months are created beforehand."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import uuid_utils
@@ -24,6 +24,9 @@ from services.core.imports.load import (
 )
 from services.core.imports.values import dump_json
 from services.core.models.imports import ImportKind
+
+PARTITION_LOCK_TIMEOUT = timedelta(milliseconds=500)
+"""How long creating a month's partition may wait for readers, who wait behind it meanwhile."""
 
 
 class InteractionLoader(Loader):
@@ -57,12 +60,13 @@ class InteractionLoader(Loader):
 
     async def prepare(self, conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
         """Partitions for the months of the batch, created ahead of its transaction, so that
-        history lands in its months' partitions rather than in the default one."""
+        history lands in its months' partitions rather than in the default one. A month whose
+        partition would wait for long readers (an export, say) is tried again with the next
+        batch instead, so that the import never holds up everyone reading interactions."""
         at = self._OCCURRED_AT
         months = partitions.months_of([r[at] for r in rows if r[at] is not None]) - self._months
         if months:
-            await partitions.ensure_months(conn, months)
-            self._months |= months
+            self._months |= await partitions.ensure_months(conn, months, PARTITION_LOCK_TIMEOUT)
 
     def stage(self, line: int, round_: int, row: Values, context: Context) -> Staged:
         get = row.get

@@ -1,6 +1,7 @@
-"""Importing interactions against a real database: what is stored, what is reported, the outbox
-events per batch, the recompute job, and refusing a file before anything is written."""
+"""Importing interactions against a real database: what is stored, what is reported, the
+recompute job, and refusing a file before anything is written."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -297,3 +298,26 @@ async def test_an_unknown_reference_is_named_by_the_field_its_row_used(
         (4, "channel_external_ref", "no channel has this value"),
     ]
     assert await count_rows(engine, "interactions") == 1
+
+
+async def test_a_long_reader_of_interactions_does_not_hold_the_import_up(
+    settings: Settings, engine: AsyncEngine, world: World, tmp_path: Path
+) -> None:
+    """Creating a month's partition waits for every open reader of the default partition, and
+    every later reader would wait behind it: the import gives the month up and stores its rows
+    in the default partition."""
+    path = write(
+        tmp_path,
+        "old.csv",
+        ["external_id,customer_external_ref,kind,occurred_at"]
+        + [f"o-{n},C-1,visit,2011-07-0{n + 1}T10:00:00Z" for n in range(3)],
+    )
+    reader = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
+    try:
+        async with reader.transaction():
+            await reader.fetchval("SELECT count(*) FROM interactions")
+            result = await asyncio.wait_for(import_file(settings, KIND, path), 30)
+    finally:
+        await reader.close()
+    assert (result.imported, result.failed) == (3, 0)
+    assert await count_rows(engine, "interactions_default") == 3
