@@ -64,7 +64,7 @@ from bench.harness import PROCESS_ENV, ROOT, admin_key, scratch_database, uvicor
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn
 from services.scorer.relay import relay_forever
-from services.scorer.worker import worker_options
+from services.scorer.worker import JOB_COMPLETION_WAIT_SECONDS, worker_options
 
 TARGET_P99 = 1.0
 POLL_SECONDS = 0.02
@@ -171,7 +171,8 @@ def scorer(
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            # Running jobs get their grace, then are cancelled, which takes a moment more.
+            process.wait(timeout=JOB_COMPLETION_WAIT_SECONDS + 30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
