@@ -64,9 +64,7 @@ async def ensure_months(
     for month in sorted(months_of(moments)):
         try:
             async with conn.transaction():
-                if lock_timeout is not None:
-                    milliseconds = max(1, round(lock_timeout.total_seconds() * 1000))
-                    await conn.execute(f"SET LOCAL lock_timeout = {milliseconds}")
+                await _limit_lock_wait(conn, lock_timeout)
                 await ensure_range(conn, month, month)
         except asyncpg.LockNotAvailableError:
             log.info("the partition of %s waits for readers; its rows go to the default", month)
@@ -75,10 +73,27 @@ async def ensure_months(
     return done
 
 
-async def maintain(conn: asyncpg.Connection, months_ahead: int = MONTHS_AHEAD) -> int:
-    """Partitions for the coming months, and for every month with rows in the default one."""
-    async with conn.transaction():
-        created: int = await conn.fetchval(_AHEAD, months_ahead)
-    async with conn.transaction():
-        moved: int = await conn.fetchval(_SPLIT_DEFAULT)
-    return created + moved
+async def maintain(
+    conn: asyncpg.Connection,
+    months_ahead: int = MONTHS_AHEAD,
+    lock_timeout: timedelta | None = None,
+) -> int:
+    """Partitions for the coming months, and for every month with rows in the default one; the
+    number created. With `lock_timeout`, a step that would wait longer for readers is left to
+    the next run (see `ensure_months`)."""
+    created = 0
+    for statement, args in ((_AHEAD, (months_ahead,)), (_SPLIT_DEFAULT, ())):
+        try:
+            async with conn.transaction():
+                await _limit_lock_wait(conn, lock_timeout)
+                created += await conn.fetchval(statement, *args)
+        except asyncpg.LockNotAvailableError:
+            log.warning("partition maintenance waits for long readers; the next run tries again")
+    return created
+
+
+async def _limit_lock_wait(conn: asyncpg.Connection, lock_timeout: timedelta | None) -> None:
+    """For the rest of the transaction."""
+    if lock_timeout is not None:
+        milliseconds = max(1, round(lock_timeout.total_seconds() * 1000))
+        await conn.execute(f"SET LOCAL lock_timeout = {milliseconds}")

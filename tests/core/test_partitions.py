@@ -112,6 +112,24 @@ async def test_a_month_without_partition_lands_in_default_until_maintenance_move
         await conn.execute("DELETE FROM customers WHERE id = $1", customer)
 
 
+async def test_maintenance_held_up_by_a_reader_leaves_its_work_to_the_next_run(
+    conn: asyncpg.Connection, url: str
+) -> None:
+    customer = await _customer(conn)
+    await _interaction(conn, customer, PAST)
+    ctx: dict[str, Any] = {"settings": Settings(database_url=url)}
+    reader = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with reader.transaction():
+            await reader.fetchval("SELECT count(*) FROM interactions")
+            assert await asyncio.wait_for(maintain_partitions(ctx), 20) == 0
+    finally:
+        await reader.close()
+    assert await _placement(conn) == [("interactions_default", 1)]
+    assert await maintain_partitions(ctx) == 1
+    assert await _placement(conn) == [("interactions_2019_03", 1)]
+
+
 async def test_a_month_with_no_rows_to_move_is_created_beside_a_writer_of_another(
     conn: asyncpg.Connection, url: str
 ) -> None:

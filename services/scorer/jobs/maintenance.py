@@ -23,6 +23,12 @@ async def purge_idempotency_records(ctx: dict[str, Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+MAINTENANCE_LOCK_TIMEOUT = timedelta(seconds=2)
+"""How long partition maintenance may wait for readers, who wait behind it meanwhile: months are
+created three ahead and rows wait safely in the default partition, so an hourly run that
+gives up loses nothing."""
+
+
 async def maintain_partitions(ctx: dict[str, Any]) -> int:
     """Monthly partitions of interactions for the months ahead and for the rows that landed in
     the default partition; the number of partitions created. Safe to run twice or side by side
@@ -30,6 +36,6 @@ async def maintain_partitions(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
     try:
-        return await partitions.maintain(conn)
+        return await partitions.maintain(conn, lock_timeout=MAINTENANCE_LOCK_TIMEOUT)
     finally:
         await conn.close()
