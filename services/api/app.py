@@ -16,6 +16,7 @@ from services.api.channels.router import router as channels_router
 from services.api.customers.router import router as customers_router
 from services.api.exports.router import router as exports_router
 from services.api.imports.router import router as imports_router
+from services.api.interactions.months import Months
 from services.api.interactions.router import router as interactions_router
 from services.api.jobs.router import router as jobs_router
 from services.api.ops.metrics import router as metrics_router
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
         app.state.rate_limiter = RateLimiter(redis, settings.queue_name)
         app.state.rows = RowReader(await create_pool(settings))
+        app.state.months = Months(app.state.rows.pool)
         freeze_startup_objects()
         try:
             yield

@@ -1,3 +1,4 @@
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -467,3 +468,55 @@ async def test_full_batch(
     [(_, payload)] = await outbox(engine)
     assert payload["count"] == 1000
     assert payload["customer_ids"] == [customer["id"]]
+
+
+async def _partitions_of_stored(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        query = text("SELECT tableoid::regclass::text FROM interactions ORDER BY occurred_at")
+        return list((await conn.execute(query)).scalars())
+
+
+async def test_a_back_dated_batch_lands_in_the_partitions_of_its_months(
+    client: httpx.AsyncClient, engine: AsyncEngine, customer: dict[str, str]
+) -> None:
+    """History backfilled through the API goes to its months' partitions, not to the default
+    one that the maintenance would empty under a lock on interactions."""
+    items = [
+        item(customer["id"], occurred_at="2014-06-03T10:00:00+08:00"),
+        item(customer["id"], occurred_at="2014-07-31T23:30:00-02:00"),  # August in UTC
+    ]
+    await post_batch(client, items)
+    assert await _partitions_of_stored(engine) == ["interactions_2014_06", "interactions_2014_08"]
+
+
+async def test_a_back_dated_batch_does_not_wait_for_long_readers(
+    client: httpx.AsyncClient, engine: AsyncEngine, customer: dict[str, str]
+) -> None:
+    """Creating the month's partition would wait for the reader, and every other query of
+    interactions behind it: the batch gives the month up and is stored in the default one."""
+    async with engine.connect() as reader, reader.begin():
+        await reader.execute(text("SELECT count(*) FROM interactions"))
+        posting = post_batch(client, [item(customer["id"], occurred_at="2013-02-03T10:00:00Z")])
+        result = await asyncio.wait_for(posting, 10)
+    assert result["created"] == 1
+    assert await _partitions_of_stored(engine) == ["interactions_default"]
+
+
+async def test_the_partitions_a_batch_makes_are_bounded(
+    client: httpx.AsyncClient, engine: AsyncEngine, customer: dict[str, str]
+) -> None:
+    """The client's dates decide which months get a partition: a typo must not make one, nor
+    a batch of many months make many."""
+    items = [item(customer["id"], occurred_at=f"{y}-01-15T00:00:00Z") for y in (1985, 2999)]
+    items += [item(customer["id"], occurred_at=f"2012-0{m}-15T00:00:00Z") for m in range(1, 6)]
+    await post_batch(client, items)
+    default = "interactions_default"
+    assert await _partitions_of_stored(engine) == [
+        default,  # 1985
+        "interactions_2012_01",
+        "interactions_2012_02",
+        "interactions_2012_03",
+        default,
+        default,
+        default,  # 2999
+    ]

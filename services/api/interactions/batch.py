@@ -8,12 +8,14 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import references
+from services.api.interactions.months import Months
 from services.api.interactions.schemas import InteractionCreate
 from services.api.interactions.service import row_of
 from services.core import audit
 from services.core import interactions as stored
 
 RESOURCE = "interaction_batch"
+OCCURRED_AT = stored.NAMES.index("occurred_at")
 
 _item = TypeAdapter(InteractionCreate)
 
@@ -61,7 +63,11 @@ def _parse(items: list[Any]) -> tuple[list[tuple[int, InteractionCreate]], list[
 
 
 async def ingest(
-    session: AsyncSession, actor: audit.Actor, items: list[Any], default_currency: str
+    session: AsyncSession,
+    actor: audit.Actor,
+    items: list[Any],
+    default_currency: str,
+    months: Months,
 ) -> dict[str, Any]:
     """The batch result as plain data (see InteractionBatchResult), ready to serialise."""
     parsed, results = _parse(items)
@@ -87,6 +93,7 @@ async def ingest(
         rows.append(row_of(item, customer_id, channels[customer_id], default_currency))
         indexes.append(index)
 
+    await months.ensure([row[OCCURRED_AT] for row in rows])
     inserted = await stored.insert(session, rows)
     existing = await stored.stored_ids(
         session, [r[stored.EXTERNAL_ID] for r in rows if r[0] not in inserted]

@@ -111,7 +111,8 @@ async def create_interaction_batch(
     request: Request, body: InteractionBatch, session: Session, actor: Writer
 ) -> Response:
     currency: str = request.app.state.settings.default_currency
-    result = await batch.ingest(session, actor, body.items, currency)
+    months = request.app.state.months
+    result = await batch.ingest(session, actor, body.items, currency, months)
     # serialised directly: this is the throughput path and the data is already plain
     return Response(orjson.dumps(result, default=str), media_type="application/json")
 
