@@ -3,12 +3,15 @@ written, so history backfilled by an integration lands in its month's partition.
 waits in the default partition until the hourly maintenance moves it, under a lock that keeps
 every reader of interactions out for as long as the move takes."""
 
+import logging
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from services.core import partitions
+
+log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT = timedelta(milliseconds=100)
 """How long a request may wait to create a partition, holding up readers of the default one
@@ -43,6 +46,11 @@ class Months:
             for month in partitions.months_of(moments) - self._known
             if EARLIEST <= month <= latest
         )[:MOST_PER_BATCH]
-        if missing:
+        if not missing:
+            return
+        try:
             async with self.pool.acquire() as conn:
                 self._known |= await partitions.ensure_months(conn, missing, LOCK_TIMEOUT)
+        except (asyncpg.PostgresError, OSError) as exc:
+            # The write goes on without them: its rows wait in the default partition.
+            log.warning("could not create the partitions of %s: %s", missing, exc)
