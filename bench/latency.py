@@ -247,12 +247,14 @@ class Run:
             item.sent = due
         path = "/v1/interactions" if self.batch == 1 else "/v1/interactions/batch"
         content = orjson.dumps(self.body(first, items))
+        # The request's outbox event carries this id: how relay_times finds its items.
+        headers = {"X-Request-ID": f"latency-{first}"}
         http = await self.clients.get()
         try:
-            response = await http.post(path, content=content)
+            response = await http.post(path, content=content, headers=headers)
         except httpx.TransportError:
             # a kept-alive connection closed under us; external ids make a resend safe
-            response = await http.post(path, content=content)
+            response = await http.post(path, content=content, headers=headers)
         finally:
             self.clients.put_nowait(http)
         ok = time.time()
@@ -336,18 +338,21 @@ class Run:
         await asyncio.gather(sending, self.watch(sending))
 
     async def relay_times(self) -> int:
-        """Fill in each interaction's `relayed_at`; the number of relay batches (= jobs)."""
+        """Fill in each interaction's `relayed_at`, found through its request's id; the number
+        of relay batches (= jobs)."""
         conn = await asyncpg.connect(self.dsn)
         rows = await conn.fetch(
-            "SELECT i.id, e.relayed_at FROM outbox_events e, "
-            "jsonb_array_elements_text(e.payload->'ids') AS i(id) WHERE e.type = $1",
+            "SELECT e.payload->>'request_id' AS request, e.relayed_at FROM outbox_events e "
+            "WHERE e.type = $1 AND e.relayed_at IS NOT NULL",
             "interactions.created",
         )
         await conn.close()
-        relayed = {r["id"]: r["relayed_at"] for r in rows if r["relayed_at"] is not None}
-        for item in self.posted:
-            if (at := relayed.get(item.interaction)) is not None:
-                item.relayed = at.timestamp()
+        relayed = {r["request"]: r["relayed_at"] for r in rows}
+        for first in range(0, len(self.posted), self.batch):
+            if (at := relayed.get(f"latency-{first}")) is not None:
+                for item in self.posted[first : first + self.batch]:
+                    if item.interaction:
+                        item.relayed = at.timestamp()
         return len(set(relayed.values()))
 
     async def spot_check(self) -> tuple[int, int]:
