@@ -469,6 +469,8 @@ async def test_refresh_request_queues_a_job(client_for: KeyMaker, engine: AsyncE
             "query.since",
         ),
         ("repurchase", {"since": "yesterday"}, "query.since"),
+        ("channels", {"until": "0003-08-01", "granularity": "quarter"}, "query.until"),
+        ("retention", {"since": "9999-12-01", "granularity": "week"}, "query.since"),
         ("cohorts", {"months": 0}, "query.months"),
         ("health", {"tier": "Z"}, "query.tier"),
         ("channels", {"sort": "name"}, "query.sort"),

@@ -60,10 +60,26 @@ class Window:
         return periods.add(self.unit, self.starts[0], -1)
 
 
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2999, 12, 31)
+"""The days a report may name: periods around them, and the ones before for `previous`, stay
+within the calendar's years 1 to 9999."""
+
+
 def window(
     unit: Granularity, since: date | None, until: date | None, today: date, default: int = 12
 ) -> Window:
     """Periods overlapping [since, until); by default the `default` periods up to today's."""
+    for name, day in (("since", since), ("until", until)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise InvalidInput(
+                "The report's range is outside the years it can cover.",
+                [
+                    FieldError(
+                        f"query.{name}", f"not between {EARLIEST} and {LATEST}", "value_error"
+                    )
+                ],
+            )
     end = until or periods.add(unit, periods.start_of(unit, today), 1)
     start = since or periods.add(unit, periods.start_of(unit, end - periods.ONE_DAY), 1 - default)
     if start >= end:
