@@ -778,6 +778,8 @@ async def test_compliance_report_bad_input_names_the_parameter(client: httpx.Asy
         ({"since": "2026-03-02T00:00:00"}, "query.since"),
         ({"since": "2026-03-10T00:00:00Z", "until": "2026-03-02T00:00:00Z"}, "query.until"),
         ({"since": "2020-01-01T00:00:00Z", "until": "2026-03-02T00:00:00Z"}, "query.since"),
+        ({"until": "0001-01-10T00:00:00Z"}, "query.until"),
+        ({"since": "9999-12-01T00:00:00Z"}, "query.since"),
         ({"timezone": "Mars/Olympus"}, "query.timezone"),
     ):
         assert_problem(await client.get(url, params=params), 422, field)

@@ -31,6 +31,8 @@ SORTS = ("created_at",)
 REPORT_WINDOW = timedelta(weeks=12)
 """The report's span when `since` is left out."""
 MAX_REPORT_SPAN = timedelta(days=3 * 366)
+EARLIEST, LATEST = 1900, 2999
+"""The years a report may name: a default window before year 1 cannot be computed."""
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
@@ -232,6 +234,16 @@ def _percent(met: int, breached: int) -> float | None:
 def report_window(
     since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and not EARLIEST <= moment.year <= LATEST:
+            raise InvalidInput(
+                "The report's window is outside the years it can cover.",
+                [
+                    FieldError(
+                        f"query.{name}", f"not in the years {EARLIEST} to {LATEST}", "value_error"
+                    )
+                ],
+            )
     end = until or now
     start = since or end - REPORT_WINDOW
     if start >= end:
