@@ -211,6 +211,7 @@ async def test_recompute_bad_input_writes_nothing(
     cases: list[tuple[Any, str]] = [
         ({"as_of": "2025-06-30T12:00:00"}, "body.as_of"),
         ({"as_of": future}, "body.as_of"),
+        ({"as_of": "0001-01-02T00:00:00Z"}, "body.as_of"),
         ({"as_of": "last week"}, "body.as_of"),
         ({"customer_ids": [known, MISSING]}, "body.customer_ids"),
         ({"customer_ids": too_many}, "body.customer_ids"),

@@ -11,6 +11,7 @@ from services.core.scoring.profile import EXAMPLE as PROFILE_EXAMPLE
 from services.core.scoring.profile import ScoringProfile
 
 RECOMPUTE_LIMIT = 10_000
+EARLIEST_YEAR = 1900
 
 
 class Band(StrEnum):
@@ -168,8 +169,8 @@ class RecomputeRequest(InputModel):
 
     as_of: AwareDatetime | None = Field(
         default=None,
-        description="With a zone, not in the future; only interactions that occurred at or "
-        "before it count. Default: now.",
+        description="With a zone, not in the future nor before 1900; only interactions that "
+        "occurred at or before it count. Default: now.",
     )
     customer_ids: list[uuid.UUID] | None = Field(
         default=None,
@@ -183,6 +184,9 @@ class RecomputeRequest(InputModel):
     def _not_future(cls, value: datetime | None) -> datetime | None:
         if value is not None and value > datetime.now(UTC):
             raise ValueError("as_of is in the future")
+        if value is not None and value.year < EARLIEST_YEAR:
+            # Scoring looks back years from as_of: near year 1 that falls off the calendar.
+            raise ValueError(f"as_of is before {EARLIEST_YEAR}")
         return value
 
     @field_validator("customer_ids", mode="after")
