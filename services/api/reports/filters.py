@@ -60,26 +60,33 @@ class Window:
         return periods.add(self.unit, self.starts[0], -1)
 
 
-EARLIEST = date(1900, 1, 1)
-LATEST = date(2999, 12, 31)
-"""The days a report may name: periods around them, and the ones before for `previous`, stay
-within the calendar's years 1 to 9999."""
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+"""The years a report may name: the periods around them, the ones before for `previous`, and a
+default span back from `until` stay within the calendar's years 1 to 9999."""
+
+
+def check_years(**days: date | None) -> None:
+    """Refuse a report's `since` or `until` (dates or times) outside the years it can cover,
+    naming the query parameter."""
+    for name, day in days.items():
+        if day is not None and not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+            raise InvalidInput(
+                "The report's range is outside the years it can cover.",
+                [
+                    FieldError(
+                        f"query.{name}",
+                        f"not in the years {EARLIEST_YEAR} to {LATEST_YEAR}",
+                        "value_error",
+                    )
+                ],
+            )
 
 
 def window(
     unit: Granularity, since: date | None, until: date | None, today: date, default: int = 12
 ) -> Window:
     """Periods overlapping [since, until); by default the `default` periods up to today's."""
-    for name, day in (("since", since), ("until", until)):
-        if day is not None and not EARLIEST <= day <= LATEST:
-            raise InvalidInput(
-                "The report's range is outside the years it can cover.",
-                [
-                    FieldError(
-                        f"query.{name}", f"not between {EARLIEST} and {LATEST}", "value_error"
-                    )
-                ],
-            )
+    check_years(since=since, until=until)
     end = until or periods.add(unit, periods.start_of(unit, today), 1)
     start = since or periods.add(unit, periods.start_of(unit, end - periods.ONE_DAY), 1 - default)
     if start >= end:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api import references
 from services.api.deps import check_if_match
 from services.api.pagination import fetch_page
+from services.api.reports.filters import check_years
 from services.api.sla.schemas import (
     Granularity,
     GroupBy,
@@ -31,8 +32,6 @@ SORTS = ("created_at",)
 REPORT_WINDOW = timedelta(weeks=12)
 """The report's span when `since` is left out."""
 MAX_REPORT_SPAN = timedelta(days=3 * 366)
-EARLIEST, LATEST = 1900, 2999
-"""The years a report may name: a default window before year 1 cannot be computed."""
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
@@ -234,16 +233,7 @@ def _percent(met: int, breached: int) -> float | None:
 def report_window(
     since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    for name, moment in (("since", since), ("until", until)):
-        if moment is not None and not EARLIEST <= moment.year <= LATEST:
-            raise InvalidInput(
-                "The report's window is outside the years it can cover.",
-                [
-                    FieldError(
-                        f"query.{name}", f"not in the years {EARLIEST} to {LATEST}", "value_error"
-                    )
-                ],
-            )
+    check_years(since=since, until=until)
     end = until or now
     start = since or end - REPORT_WINDOW
     if start >= end:
