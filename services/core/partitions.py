@@ -45,6 +45,18 @@ def months_of(moments: Collection[datetime]) -> set[datetime]:
     return {month_of(moment) for moment in moments}
 
 
+_MONTHS_WITH_PARTITIONS = """
+SELECT to_date(substr(c.relname, 14), 'YYYY_MM')::timestamp AT TIME ZONE 'UTC' AS month
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'interactions'::regclass AND c.relname ~ '^interactions_[0-9]{4}_[0-9]{2}$'
+"""
+
+
+async def months_with_partitions(conn: asyncpg.Connection) -> set[datetime]:
+    """The months (UTC) that have a partition of their own."""
+    return {row["month"] for row in await conn.fetch(_MONTHS_WITH_PARTITIONS)}
+
+
 async def ensure_range(conn: asyncpg.Connection, first: datetime, last: datetime) -> int:
     """Partitions for every month from `first` to `last`; the number created (a bulk load of a
     known span, which would otherwise fill the default partition)."""

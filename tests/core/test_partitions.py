@@ -195,6 +195,9 @@ async def test_ensure_months_creates_each_missing_month_once(conn: asyncpg.Conne
     assert await _partition_names(conn) - before == {"interactions_2019_03", "interactions_2019_05"}
     assert await partitions.ensure_months(conn, moments) == months
     assert await _partition_names(conn) - before == {"interactions_2019_03", "interactions_2019_05"}
+    known = await partitions.months_with_partitions(conn)
+    assert months <= known
+    assert datetime(2019, 4, 1, tzinfo=UTC) not in known
 
 
 async def test_a_month_held_up_by_a_reader_is_given_up_within_the_lock_timeout(

@@ -22,12 +22,6 @@ MOST_PER_BATCH = 3
 EARLIEST (the maintenance makes the coming ones), and a few a batch; a date that is a typo
 costs a row in the default partition, not a partition of its own."""
 
-_MONTHS = """
-SELECT to_date(substr(c.relname, 14), 'YYYY_MM')::timestamp AT TIME ZONE 'UTC' AS month
-FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'interactions'::regclass AND c.relname ~ '^interactions_[0-9]{4}_[0-9]{2}$'
-"""
-
 
 class Months:
     """The months this process knows to have a partition, and the creation of missing ones."""
@@ -39,7 +33,7 @@ class Months:
     async def ensure(self, moments: Collection[datetime]) -> None:
         if self._known is None:
             async with self.pool.acquire() as conn:
-                self._known = {row["month"] for row in await conn.fetch(_MONTHS)}
+                self._known = await partitions.months_with_partitions(conn)
         latest = partitions.month_of(datetime.now(UTC))
         missing = sorted(
             month
