@@ -77,6 +77,13 @@ IMPORT_ROWS = Counter(
     "Rows of committed import batches by kind and outcome (imported, duplicate, failed).",
     ["kind", "outcome"],
 )
+ROW_READ_BATCH = Histogram(
+    "retention_api_row_read_batch_size",
+    "Rows asked for by id that shared one database query, by table: GETs of one table's rows "
+    "arriving in the same turn of the event loop are answered by one `id = ANY(...)` query.",
+    ["table"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 # Gauges read at scrape time by the API (`services/api/ops/metrics.py`), not stored here: they
 # describe the database and the queue, not a process.
