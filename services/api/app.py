@@ -15,6 +15,7 @@ from services.api.bodylimit import BodySizeLimit
 from services.api.channels.router import router as channels_router
 from services.api.customers.router import router as customers_router
 from services.api.exports.router import router as exports_router
+from services.api.hotreads import HotReads
 from services.api.imports.router import router as imports_router
 from services.api.interactions.months import Months
 from services.api.interactions.router import router as interactions_router
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
     ):
         app.include_router(router, prefix="/v1")
+    app.add_middleware(HotReads)  # inside RateLimitHeaders: its answers carry the headers too
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so it is the outermost middleware: every answer is counted, logged and

@@ -149,6 +149,11 @@ async def _limit(request: Request, principal: Principal) -> None:
 async def authenticate(
     request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """The request's key, checked and counted against its rate limit once per request: a
+    request that services/api/hotreads.py passes on to the routes is not counted twice."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:
+        return known
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     digest = hash_key(credentials.credentials)
@@ -168,6 +173,7 @@ async def authenticate(
     request.state.api_key_name = principal.name  # for the access log line
     await _touch(request, principal)
     await _limit(request, principal)
+    request.state.principal = principal
     return principal
 
 
