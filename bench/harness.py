@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -124,15 +125,33 @@ def uvicorn(factory: str, settings: Settings, workers: int) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def wrk(url: str, connections: int, seconds: int, headers: dict[str, str]) -> float:
-    """Requests per second that wrk measured; wrk is a compiled load generator."""
+def wrk(
+    url: str,
+    connections: int,
+    seconds: int,
+    headers: dict[str, str],
+    paths: list[str] | None = None,
+) -> float:
+    """Requests per second that wrk measured; wrk is a compiled load generator. With `paths`,
+    each request asks for one of them at random (a Lua script of wrk's), else for `url`."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed: `apt-get install wrk` (make bench does this)")
     command = [binary, "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if paths:
+            listed = ",".join(f'"{path}"' for path in paths)
+            script.write(
+                f"local paths = {{{listed}}}\n"
+                "request = function()\n"
+                "  return wrk.format(nil, paths[math.random(#paths)])\n"
+                "end\n"
+            )
+            script.flush()
+            command += ["-s", script.name]
+        output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
         raise RuntimeError(f"{non_2xx[1]} failed requests against {url}:\n{output}")
