@@ -43,6 +43,7 @@ The system of record for customers and sales channels, and their early-warning s
 * Errors are RFC 9457 `application/problem+json`; `errors` names each bad field.
 * Lists use cursor pagination: pass `next_cursor` back as `cursor`.
 * Creates accept `Idempotency-Key`; reads return an `ETag`, and PATCH honours `If-Match`.
+* PATCH changes the fields it names; `null` clears a field whose schema allows null.
 * Each API key has a rate limit (requests a minute); every answer carries `RateLimit-Limit`,
   `RateLimit-Remaining` and `RateLimit-Reset`, and past the limit comes 429 with `Retry-After`.
   Bodies larger than the deployment's limit (10 MiB by default) get 413, except file imports.

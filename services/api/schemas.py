@@ -1,9 +1,19 @@
 """Field types shared by the resource schemas."""
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from services.core import jsontext
 
@@ -58,8 +68,37 @@ class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-def require_non_null(model: BaseModel, fields: tuple[str, ...]) -> None:
-    """PATCH may clear optional fields with null, but not required ones."""
-    for name in fields:
-        if name in model.model_fields_set and getattr(model, name) is None:
-            raise ValueError(f"{name} cannot be null")
+class PatchModel(InputModel):
+    """A PATCH body: omitted fields keep their value and `null` clears an optional one. The
+    fields in NON_NULL may be omitted but not cleared: their `null` is refused naming the field,
+    and their schema does not offer it."""
+
+    NON_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Validators run only on fields the body names, so None here is an explicit null.
+        if value is None and info.field_name in cls.NON_NULL:
+            raise ValueError("cannot be null; omit the field to keep its value")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        properties = handler.resolve_ref_schema(schema)["properties"]
+        for name in cls.NON_NULL:
+            _without_null(properties[name])
+        return schema
+
+
+def _without_null(field: dict[str, Any]) -> None:
+    options = [option for option in field.pop("anyOf", []) if option != {"type": "null"}]
+    if len(options) == 1:
+        field.update(options[0])
+    elif options:
+        field["anyOf"] = options
+    if "default" in field and field["default"] is None:
+        del field["default"]

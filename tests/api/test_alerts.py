@@ -355,8 +355,8 @@ async def test_bad_rule_patch_writes_nothing(
         ({"kind": "inactivity"}, ("body.kind",)),
         ({"params": {"count": 3}}, ("body.params.days", "body.params.count")),
         ({"params": {"days": -1}}, ("body.params.days",)),
-        ({"params": None}, ("body",)),
-        ({"name": None}, ("body",)),
+        ({"params": None}, ("body.params",)),
+        ({"name": None}, ("body.name",)),
         ({"channel_id": MISSING}, ("body.channel_id",)),
         ({"due_hours": 9999}, ("body.due_hours",)),
         ({"colour": "red"}, ("body.colour",)),
@@ -613,7 +613,7 @@ async def test_patch_alert(
     assert (cleared.json()["owner"], cleared.json()["version"]) == (None, 3)
 
     for bad, field in (
-        ({"due_at": None}, "body"),
+        ({"due_at": None}, "body.due_at"),
         ({"due_at": "2026-03-10T17:00:00"}, "body.due_at"),
         ({"owner": ""}, "body.owner"),
         ({"status": "resolved"}, "body.status"),

@@ -86,7 +86,7 @@ async def test_bad_input_writes_nothing(client: httpx.AsyncClient, engine: Async
 async def test_patch_bad_input(client: httpx.AsyncClient) -> None:
     channel = await make_channel(client)
     url = f"/v1/channels/{channel['id']}"
-    assert_problem(await client.patch(url, json={"name": None}), 422, "body")
+    assert_problem(await client.patch(url, json={"name": None}), 422, "body.name")
     assert_problem(
         await client.patch(
             url, json={"contract_start": "2030-01-01", "contract_end": "2029-01-01"}

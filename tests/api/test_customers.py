@@ -266,8 +266,8 @@ async def test_patch_bad_input_changes_nothing(
     customer = await make_customer(client, email="a@example.com")
     url = f"/v1/customers/{customer['id']}"
     cases: list[tuple[Any, str]] = [
-        ({"name": None}, "body"),
-        ({"tags": None}, "body"),
+        ({"name": None}, "body.name"),
+        ({"tags": None}, "body.tags"),
         ({"email": "nope"}, "body.email"),
         ({"value_tier": 1}, "body.value_tier"),
         ({"id": MISSING}, "body.id"),

@@ -4,6 +4,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from services.api.schemas import PatchModel
+
 
 def test_every_operation_is_tagged_and_summarised(app: FastAPI) -> None:
     schema: dict[str, Any] = app.openapi()
@@ -99,3 +101,24 @@ def test_every_link_names_an_operation_and_a_field_that_exist(app: FastAPI) -> N
                     if pointer == value or not _pointed(body, pointer, components):
                         broken.append(f"{where}: {value} is not in the answer")
     assert broken == []
+
+
+def _subclasses(cls: type[PatchModel]) -> list[type[PatchModel]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def test_patch_fields_that_cannot_be_cleared_do_not_offer_null(app: FastAPI) -> None:
+    components = app.openapi()["components"]["schemas"]
+    patches = _subclasses(PatchModel)
+    assert {"ChannelUpdate", "CustomerUpdate", "TicketUpdate"} <= {p.__name__ for p in patches}
+    for patch in patches:
+        assert patch.NON_NULL, patch.__name__
+        assert set(patch.NON_NULL) <= set(patch.model_fields), patch.__name__
+        properties = components[patch.__name__]["properties"]
+        for name in patch.NON_NULL:
+            assert "null" not in str(properties[name]), (patch.__name__, name)
+    # Fields that null clears still say so.
+    assert {"type": "null"} in components["ChannelUpdate"]["properties"]["region"]["anyOf"]

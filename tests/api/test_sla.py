@@ -394,9 +394,9 @@ async def test_update_bad_input_names_the_field_and_changes_nothing(
     policy = await create_policy(client, channel_id=customer["channel_id"])
     url = f"/v1/sla-policies/{policy['id']}"
     for body, field in (
-        ({"name": None}, "body"),
-        ({"targets": None}, "body"),
-        ({"targets": {"low": None}}, "body.targets"),
+        ({"name": None}, "body.name"),
+        ({"targets": None}, "body.targets"),
+        ({"targets": {"low": None}}, "body.targets.low"),
         ({"targets": {"soon": TARGETS["low"]}}, "body.targets.soon"),
         (
             # shorter than the stored first-response target of 240 minutes

@@ -205,8 +205,8 @@ async def test_patch_bad_input_changes_nothing(
     ticket = await open_ticket(client, customer["id"])
     url = f"/v1/tickets/{ticket['id']}"
     for body, field in (
-        ({"status": None}, "body"),
-        ({"subject": None}, "body"),
+        ({"status": None}, "body.status"),
+        ({"subject": None}, "body.subject"),
         ({"status": "done"}, "body.status"),
         ({"channel_id": MISSING}, "body.channel_id"),
         ({"customer_id": customer["id"]}, "body.customer_id"),

@@ -322,9 +322,9 @@ async def test_bad_update_input_changes_nothing(
         ({"event_types": ["nope"]}, "body.event_types"),
         ({"event_types": []}, "body.event_types"),
         ({"active": "sometimes"}, "body.active"),
-        ({"url": None}, "body"),
-        ({"event_types": None}, "body"),
-        ({"active": None}, "body"),
+        ({"url": None}, "body.url"),
+        ({"event_types": None}, "body.event_types"),
+        ({"active": None}, "body.active"),
         ({"secret": "whsec_x"}, "body.secret"),
     ]
     for body, field in cases:

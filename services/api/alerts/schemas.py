@@ -8,11 +8,10 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from services.api.schemas import InputModel, Name, ReadModel, Tag, require_non_null
+from services.api.schemas import InputModel, Name, PatchModel, ReadModel, Tag
 from services.core.models import Alert
 from services.core.models.enums import (
     AlertKind,
@@ -113,9 +112,11 @@ def _immutable(value: Any) -> Any:
     raise ValueError("cannot change; archive this rule and create another")
 
 
-class AlertRuleUpdate(InputModel):
+class AlertRuleUpdate(PatchModel):
     """Fields to change; omitted fields stay, `null` clears `channel_id` or `tag`. `kind` and
     `subject` cannot change: new `params` are checked against the rule's kind."""
+
+    NON_NULL = ("name", "params", "severity", "tiers", "auto_resolve", "due_hours", "active")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"params": {"days": 45, "of": "order"}, "active": False}]}
@@ -136,13 +137,6 @@ class AlertRuleUpdate(InputModel):
 
     _tiers = field_validator("tiers")(_unique_tiers)
     _kind = field_validator("kind", "subject")(_immutable)
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        require_non_null(
-            self, ("name", "params", "severity", "tiers", "auto_resolve", "due_hours", "active")
-        )
-        return self
 
 
 RULE_READ_EXAMPLE: dict[str, Any] = {
@@ -274,9 +268,11 @@ class AlertDetail(AlertRead):
     notes: list[AlertNoteRead] = Field(description="Oldest first.")
 
 
-class AlertUpdate(InputModel):
+class AlertUpdate(PatchModel):
     """Fields to change on an open or acknowledged alert; omitted fields stay, `null` clears
     the owner."""
+
+    NON_NULL = ("due_at",)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -286,11 +282,6 @@ class AlertUpdate(InputModel):
 
     owner: Owner | None = None
     due_at: AwareDatetime | None = Field(default=None, description="When it should be done.")
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        require_non_null(self, ("due_at",))
-        return self
 
 
 class AlertClose(InputModel):

@@ -8,11 +8,11 @@ from services.api.schemas import (
     Attributes,
     InputModel,
     Name,
+    PatchModel,
     ReadModel,
     Ref,
     ShortText,
     Tags,
-    require_non_null,
 )
 from services.api.scoring.schemas import HealthSummary
 from services.core.models.enums import ChannelStatus, ChannelTier, ChannelType
@@ -61,8 +61,10 @@ class ChannelCreate(InputModel):
         return self
 
 
-class ChannelUpdate(InputModel):
+class ChannelUpdate(PatchModel):
     """Fields to change; omitted fields stay, `null` clears an optional one."""
+
+    NON_NULL = ("name", "type", "status", "tags", "attributes")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"owner": "wang.fang@example.com"}]})
 
@@ -78,11 +80,6 @@ class ChannelUpdate(InputModel):
     tags: Tags | None = None
     attributes: Attributes | None = None
     notes: str | None = Field(default=None, max_length=10_000)
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        require_non_null(self, ("name", "type", "status", "tags", "attributes"))
-        return self
 
 
 READ_EXAMPLE: dict[str, Any] = {"id": "0196f5d2-7c1e-7a3b-9d2f-3e4f5a6b7c8d", **EXAMPLE}

@@ -1,6 +1,6 @@
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     ConfigDict,
@@ -8,7 +8,6 @@ from pydantic import (
     SkipValidation,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 
 from services.api.problems import ProblemField
@@ -17,11 +16,11 @@ from services.api.schemas import (
     BatchInput,
     InputModel,
     Name,
+    PatchModel,
     ReadModel,
     Ref,
     ShortText,
     Tags,
-    require_non_null,
 )
 from services.api.scoring.schemas import HealthSummary
 from services.core.models.enums import LifecycleStage, ValueTier
@@ -96,9 +95,11 @@ class CustomerCreate(_CustomerInput):
     notes: Notes | None = None
 
 
-class CustomerUpdate(_CustomerInput):
+class CustomerUpdate(_CustomerInput, PatchModel):
     """Fields to change; omitted fields stay, `null` clears an optional one. Changing
     `channel_id` closes the current channel membership and opens a new one."""
+
+    NON_NULL = ("name", "lifecycle_stage", "tags", "attributes")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"lifecycle_stage": "at_risk", "value_tier": "B"}]}
@@ -118,11 +119,6 @@ class CustomerUpdate(_CustomerInput):
     birthday: date | None = None
     contract_end: date | None = None
     notes: Notes | None = None
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        require_non_null(self, ("name", "lifecycle_stage", "tags", "attributes"))
-        return self
 
 
 class CustomerUpsert(CustomerCreate):

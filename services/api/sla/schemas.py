@@ -1,10 +1,10 @@
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.api.schemas import InputModel, Name, ReadModel, require_non_null
+from services.api.schemas import InputModel, Name, PatchModel, ReadModel
 from services.core.models.enums import TicketPriority, TicketStatus
 
 MAX_MINUTES = 525_600  # a year
@@ -84,18 +84,15 @@ class SlaTargets(InputModel):
     urgent: SlaTarget
 
 
-class SlaTargetsUpdate(InputModel):
+class SlaTargetsUpdate(PatchModel):
     """The priorities to change; the others keep their targets."""
+
+    NON_NULL = tuple(p.value for p in TicketPriority)
 
     low: SlaTarget | None = None
     normal: SlaTarget | None = None
     high: SlaTarget | None = None
     urgent: SlaTarget | None = None
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        require_non_null(self, tuple(p.value for p in TicketPriority))
-        return self
 
 
 def _pause_statuses(value: list[TicketStatus] | None) -> list[TicketStatus] | None:
@@ -132,10 +129,12 @@ class SlaPolicyCreate(InputModel):
     _check_pauses = field_validator("pause_statuses")(_pause_statuses)
 
 
-class SlaPolicyUpdate(InputModel):
+class SlaPolicyUpdate(PatchModel):
     """Fields to change; omitted fields stay, `null` business hours mean around the clock.
     Tickets keep the due times they have: a change applies to tickets opened afterwards, and to
     those whose priority changes or whose pause ends."""
+
+    NON_NULL = ("name", "is_default", "targets", "pause_statuses", "due_soon_ratio")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -154,13 +153,6 @@ class SlaPolicyUpdate(InputModel):
     due_soon_ratio: Ratio | None = None
 
     _check_pauses = field_validator("pause_statuses")(_pause_statuses)
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        require_non_null(
-            self, ("name", "is_default", "targets", "pause_statuses", "due_soon_ratio")
-        )
-        return self
 
 
 class SlaTargetRead(BaseModel):

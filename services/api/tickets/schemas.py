@@ -1,10 +1,10 @@
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
 
-from services.api.schemas import InputModel, ReadModel, Ref, ShortText, Tags, require_non_null
+from services.api.schemas import InputModel, PatchModel, ReadModel, Ref, ShortText, Tags
 from services.core.models.enums import TicketKind, TicketPriority, TicketStatus
 
 Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -48,9 +48,11 @@ class TicketCreate(InputModel):
     )
 
 
-class TicketUpdate(InputModel):
+class TicketUpdate(PatchModel):
     """Fields to change; omitted fields stay, `null` clears an optional one. A status change
     stamps `resolved_at` / `closed_at`; reopening (`open`, `pending`) clears them."""
+
+    NON_NULL = ("subject", "kind", "priority", "status", "tags")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"status": "resolved", "resolution": "Re-shipped."}]}
@@ -68,11 +70,6 @@ class TicketUpdate(InputModel):
     resolution: LongText | None = None
     satisfaction: Rating | None = None
     first_responded_at: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        require_non_null(self, ("subject", "kind", "priority", "status", "tags"))
-        return self
 
 
 class TicketRead(ReadModel):

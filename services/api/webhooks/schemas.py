@@ -1,7 +1,7 @@
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 import httpx
 from pydantic import (
@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.api.schemas import InputModel, ReadModel, require_non_null
+from services.api.schemas import InputModel, PatchModel, ReadModel
 from services.core.models import DeliveryStatus
 from services.core.webhooks.catalogue import ANY, EVENT_TYPES
 from services.core.webhooks.targets import ALLOWED_SCHEMES
@@ -139,9 +139,11 @@ class WebhookCreate(InputModel):
     active: bool = Field(default=True, description="Inactive endpoints receive nothing.")
 
 
-class WebhookUpdate(InputModel):
+class WebhookUpdate(PatchModel):
     """Fields to change; omitted fields stay, `null` clears the description. `active: true` on
     a disabled endpoint enables it again."""
+
+    NON_NULL = ("url", "event_types", "active")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"active": True}]})
 
@@ -155,11 +157,6 @@ class WebhookUpdate(InputModel):
         description="`false` pauses deliveries (they wait); `true` resumes them and also "
         "enables an endpoint the service disabled, clearing why.",
     )
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        require_non_null(self, ("url", "event_types", "active"))
-        return self
 
 
 class WebhookRead(ReadModel):
