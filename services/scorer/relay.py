@@ -1,11 +1,20 @@
 """The outbox relay: hands committed events to arq, a job per batch, never losing one.
 
 Claiming, enqueueing and marking happen in one transaction, so an event is marked relayed only
-once its job is in Redis; `FOR UPDATE SKIP LOCKED` lets several workers relay side by side."""
+once its job is in Redis; `FOR UPDATE SKIP LOCKED` lets several workers relay side by side.
 
+While the last job a relay enqueued has not run yet, the relay waits for it (at most
+PREVIOUS_JOB_WAIT_SECONDS) before it relays again: events committed meanwhile then go out as one
+job. Under a steady stream of writes, jobs would otherwise overlap, rescore the same customers
+at once and wait on each other's score rows; when writes are sparse the last job has long
+finished and nothing waits."""
+
+import asyncio
 import logging
+import time
 
 from arq.connections import ArqRedis
+from arq.jobs import Job, JobStatus
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,26 +45,54 @@ def batch_job_id(queue_name: str, event_ids: list[int]) -> str:
     return f"{queue_name}:events:{event_ids[0]}-{event_ids[-1]}"
 
 
-async def relay_once(
+PREVIOUS_JOB_WAIT_SECONDS = 5.0
+"""A job queued behind others, or retrying, delays the next relay this long at most."""
+_POLL_SECONDS = 0.01
+_RUN = frozenset({JobStatus.complete, JobStatus.not_found})
+
+
+async def relay_batch(
     sessionmaker: async_sessionmaker[AsyncSession],
     arq_redis: ArqRedis,
     queue_name: str,
     batch_size: int = BATCH_SIZE,
-) -> int:
-    """Relay up to `batch_size` pending events as one job; the number relayed. Raises (and
-    leaves the events pending) when Redis or PostgreSQL fails."""
+) -> tuple[int, Job | None]:
+    """Relay up to `batch_size` pending events as one job: the number relayed, and the job
+    (None when nothing was pending, or the batch's job already existed). Raises (and leaves
+    the events pending) when Redis or PostgreSQL fails."""
     async with session_scope(sessionmaker) as session:
         event_ids = sorted((await session.execute(CLAIM, {"n": batch_size})).scalars())
         if not event_ids:
-            return 0
-        await arq_redis.enqueue_job(
+            return 0, None
+        job = await arq_redis.enqueue_job(
             PROCESS_EVENTS,
             event_ids,
             _job_id=batch_job_id(queue_name, event_ids),
             _queue_name=queue_name,
         )
     metrics.OUTBOX_RELAYED.inc(len(event_ids))
-    return len(event_ids)
+    return len(event_ids), job
+
+
+async def relay_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    arq_redis: ArqRedis,
+    queue_name: str,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """Relay up to `batch_size` pending events as one job; the number relayed."""
+    relayed, _ = await relay_batch(sessionmaker, arq_redis, queue_name, batch_size)
+    return relayed
+
+
+async def until_run(job: Job, seconds: float) -> bool:
+    """Wait until `job` has run (or is gone), at most `seconds`; whether it has."""
+    deadline = time.monotonic() + seconds
+    while await job.status() not in _RUN:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_POLL_SECONDS)
+    return True
 
 
 async def relay_pending(
@@ -65,12 +102,22 @@ async def relay_pending(
     batch_size: int = BATCH_SIZE,
 ) -> int:
     """Relay batches until one comes back short: the outbox is drained (for now)."""
-    total = 0
+    relayed, _ = await _relay_all(sessionmaker, arq_redis, queue_name, batch_size)
+    return relayed
+
+
+async def _relay_all(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    arq_redis: ArqRedis,
+    queue_name: str,
+    batch_size: int,
+) -> tuple[int, Job | None]:
+    total, last = 0, None
     while True:
-        relayed = await relay_once(sessionmaker, arq_redis, queue_name, batch_size)
-        total += relayed
+        relayed, job = await relay_batch(sessionmaker, arq_redis, queue_name, batch_size)
+        total, last = total + relayed, job or last
         if relayed < batch_size:
-            return total
+            return total, last
 
 
 async def relay_forever(
@@ -81,14 +128,20 @@ async def relay_forever(
     *,
     batch_size: int = BATCH_SIZE,
     poll_seconds: float = 1.0,
+    previous_job_wait: float = PREVIOUS_JOB_WAIT_SECONDS,
 ) -> None:
     """Drain the outbox whenever a commit NOTIFYs, and every `poll_seconds` in case a wake-up
-    was missed; only cancellation ends it."""
+    was missed, each time once the previous job has run; only cancellation ends it."""
+    previous: Job | None = None
 
     async def drain() -> None:
-        relayed = await relay_pending(sessionmaker, arq_redis, queue_name, batch_size)
-        if relayed:
-            log.debug("relayed %d outbox events", relayed)
+        nonlocal previous
+        if previous is not None:
+            await until_run(previous, previous_job_wait)
+            previous = None
+        total, previous = await _relay_all(sessionmaker, arq_redis, queue_name, batch_size)
+        if total:
+            log.debug("relayed %d outbox events", total)
 
     await drain_on_notify(
         dsn, OUTBOX_CHANNEL, drain, poll_seconds=poll_seconds, what="outbox relay"

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from arq import ArqRedis, Retry
+from arq.constants import job_key_prefix
 from arq.jobs import Job, JobDef
 from fastapi import FastAPI
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -227,6 +228,7 @@ async def test_relay_forever_wakes_on_notify(
             settings.queue_name,
             asyncpg_dsn(settings.require_database_url()),
             poll_seconds=30,
+            previous_job_wait=0,  # no worker runs the jobs here
         )
     )
     try:
@@ -247,6 +249,74 @@ async def test_relay_forever_wakes_on_notify(
 
 async def _zero(count: Awaitable[int]) -> bool:
     return await count == 0
+
+
+async def test_relay_forever_waits_for_its_last_job_and_sends_what_came_meanwhile_as_one(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    settings: Settings,
+    arq_redis: ArqRedis,
+    customers: list[str],
+) -> None:
+    async def pending() -> int:
+        return await count_rows(engine, "outbox_events", PENDING)
+
+    task = asyncio.create_task(
+        relay_forever(
+            app.state.sessionmaker,
+            arq_redis,
+            settings.queue_name,
+            asyncpg_dsn(settings.require_database_url()),
+            poll_seconds=0.05,
+            previous_job_wait=30,
+        )
+    )
+    try:
+        await post_interactions(client, customers[0])
+        await _until(lambda: _zero(pending()), 5)
+        await post_interactions(client, customers[1])
+        await post_interactions(client, customers[2])
+        await asyncio.sleep(0.5)
+        assert await pending() == 2, "held while the first job has not run"
+        # The first job runs: it leaves the queue, as a worker would take it.
+        first = batch_job_id(settings.queue_name, [1])
+        await arq_redis.zrem(settings.queue_name, first)
+        await arq_redis.delete(job_key_prefix + first)
+        await _until(lambda: _zero(pending()), 3)
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+    assert [j.args for j in await queued(arq_redis, settings)] == [([2, 3],)]
+
+
+async def test_a_job_that_never_runs_holds_the_relay_back_only_so_long(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    settings: Settings,
+    arq_redis: ArqRedis,
+    customers: list[str],
+) -> None:
+    task = asyncio.create_task(
+        relay_forever(
+            app.state.sessionmaker,
+            arq_redis,
+            settings.queue_name,
+            asyncpg_dsn(settings.require_database_url()),
+            poll_seconds=0.05,
+            previous_job_wait=0.3,
+        )
+    )
+    try:
+        for customer in customers[:2]:
+            await post_interactions(client, customer)
+            await _until(lambda: _zero(count_rows(engine, "outbox_events", PENDING)), 5)
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+    assert [j.args for j in await queued(arq_redis, settings)] == [([1],), ([2],)]
 
 
 async def test_relay_forever_survives_redis_errors(
@@ -277,6 +347,7 @@ async def test_relay_forever_survives_redis_errors(
             settings.queue_name,
             asyncpg_dsn(settings.require_database_url()),
             poll_seconds=0.05,
+            previous_job_wait=0,
         )
     )
     try:
