@@ -6,17 +6,23 @@
 2. `GET /v1/customers/{id}` requests/s at 32 connections (wrk) versus a bare FastAPI endpoint
    returning a constant, served the same way. Target: >= 50%. Each request names one of the
    1,000 seeded customers at random, so reads that arrive together ask for different rows.
+3. The same POST path for 60,000 rows (`--beside-rows`) into a fresh database with a
+   `retention worker` rescoring as the events arrive, against the same rows into another fresh
+   database without one; and how long after the last batch the worker has scored them all
+   (outbox relayed, no query running). Skipped with `--skip-worker`.
 
 Each comparison runs in rounds that alternate the baseline and the API (a slice of the rows, or
 a few seconds of wrk, each), so that a machine that slows down or speeds up during the run
 weighs on both sides alike; the figures are totals over the rounds.
 
 Usage: python bench/ingest.py [--rows 200000] [--workers 2] [--seconds 10] [--rounds 4]
+                              [--beside-rows 60000] [--skip-worker]
 """
 
 import argparse
 import asyncio
 import random
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -29,6 +35,7 @@ import orjson
 from uuid_utils.compat import uuid7
 
 from bench.harness import admin_key, scratch_database, uvicorn, wrk
+from bench.latency import scorer
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn
 
@@ -134,12 +141,50 @@ async def raw_copy(settings: Settings, rows: list[dict[str, Any]], table: str) -
     return elapsed
 
 
+async def settled(settings: Settings, deadline: float = 600) -> float:
+    """Seconds until every outbox event is relayed and no query of the worker runs."""
+    conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
+    started = time.perf_counter()
+    while time.perf_counter() - started < deadline:
+        pending = await conn.fetchval("SELECT count(*) FROM outbox_events WHERE relayed_at IS NULL")
+        running = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'active' AND pid <> pg_backend_pid()"
+        )
+        if pending == 0 and running == 0:
+            break
+        await asyncio.sleep(0.1)
+    await conn.close()
+    return time.perf_counter() - started
+
+
+def ingest_beside_worker(rows: int, workers: int, worker: bool) -> tuple[float, float | None]:
+    """(rows/s through the POST path into a fresh database, seconds until scored after the
+    last batch); with `worker`, a `retention worker` runs meanwhile."""
+    with scratch_database() as settings:
+        key = asyncio.run(admin_key(settings))
+        made = make_rows(asyncio.run(seed_customers(settings, 1_000)), rows)
+        bodies = [
+            orjson.dumps({"items": [as_json(r) for r in made[o : o + BATCH]]})
+            for o in range(0, len(made), BATCH)
+        ]
+        with uvicorn("services.api.app:create_app", settings, workers) as api:
+            if not worker:
+                return rows / asyncio.run(post_batches(api, key, bodies)), None
+            with tempfile.NamedTemporaryFile(prefix="ingest-worker-", suffix=".log") as log:
+                with scorer(settings, log):
+                    seconds = asyncio.run(post_batches(api, key, bodies))
+                    return rows / seconds, asyncio.run(settled(settings))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint")
     parser.add_argument("--rounds", type=int, default=4, help="alternations of baseline and API")
+    parser.add_argument("--beside-rows", type=int, default=60_000)
+    parser.add_argument("--skip-worker", action="store_true", help="no ingest beside a worker")
     args = parser.parse_args()
 
     with scratch_database() as settings:
@@ -193,6 +238,16 @@ def main() -> None:
         f"GET /v1/customers/{{id}}   {api_rps:>10,.0f} req/s   "
         f"{api_rps / bare_rps:.1%} of bare  (target >= 50%; rounds "
         f"{min(per_round_ratio):.1%} to {max(per_round_ratio):.1%})"
+    )
+    if args.skip_worker:
+        return
+    alone, _ = ingest_beside_worker(args.beside_rows, args.workers, worker=False)
+    beside, settle = ingest_beside_worker(args.beside_rows, args.workers, worker=True)
+    print(f"POST batch, {args.beside_rows:,} rows into a fresh database")
+    print(f"  alone                  {alone:>10,.0f} rows/s")
+    print(
+        f"  beside a worker        {beside:>10,.0f} rows/s   {beside / alone:.0%} of alone; "
+        f"all scored {settle:.1f} s after the last batch"
     )
 
 
