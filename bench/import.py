@@ -10,6 +10,12 @@ ALL`), batch by batch. Target: >= 100,000 interactions/s, memory flat in file si
 Then the same import again into a fresh database of its own, with a `retention worker` running
 against it, as in production: the import must not slow down because a worker is there.
 
+Last, PostgreSQL's own ceiling on this machine: two sessions at once insert the same number of
+rows, generated inside PostgreSQL (no client, no parsing, no customer resolution), into tables
+shaped like `interactions` and `interaction_external_ids` with the same indexes, each row with
+its external-id claim, 50,000 rows a statement. No import that stores and deduplicates rows can
+beat it here.
+
 Usage: python -m bench.import [--rows 5000000] [--customers 250000] [--batch-size 50000]
                               [--skip-worker]
 """
@@ -184,6 +190,46 @@ async def baseline(
     return seconds
 
 
+# Time-ordered ids like the importer's uuid7, customers spread as in the CSV.
+_GENERATED = """
+WITH stored AS (
+  INSERT INTO ceiling_interactions
+    (id, customer_id, kind, occurred_at, amount, currency, external_id)
+  SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid,
+    ('00000000-0000-4000-8000-' || lpad(to_hex(g % $3), 12, '0'))::uuid,
+    CASE WHEN g % 3 = 0 THEN 'order' ELSE 'visit' END,
+    timestamptz '2021-01-01' + (g * 31) % 157680000 * interval '1 second',
+    CASE WHEN g % 3 = 0 THEN 12.5 END, CASE WHEN g % 3 = 0 THEN 'CNY' END, 'ceiling-' || g
+  FROM generate_series($1::bigint, $2::bigint) AS g
+  RETURNING id, occurred_at, external_id
+)
+INSERT INTO ceiling_external_ids (interaction_id, occurred_at, external_id)
+SELECT id, occurred_at, external_id FROM stored
+"""
+
+
+async def ceiling(settings: Settings, count: int, customers: int, batch_size: int) -> float:
+    """Rows/s of PostgreSQL alone storing generated rows and their claims from two sessions."""
+    dsn = asyncpg_dsn(settings.require_database_url())
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("CREATE TABLE ceiling_interactions (LIKE interactions INCLUDING ALL)")
+    await conn.execute(
+        "CREATE TABLE ceiling_external_ids (LIKE interaction_external_ids INCLUDING ALL)"
+    )
+    await conn.close()
+    sessions = 2
+
+    async def session(first: int) -> None:
+        own = await asyncpg.connect(dsn)
+        for start in range(first, count, batch_size * sessions):
+            await own.execute(_GENERATED, start, min(start + batch_size, count) - 1, customers)
+        await own.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(session(n * batch_size) for n in range(sessions)))
+    return count / (time.perf_counter() - started)
+
+
 async def stored(settings: Settings) -> int:
     conn = await asyncpg.connect(asyncpg_dsn(settings.require_database_url()))
     count = int(await conn.fetchval("SELECT count(*) FROM interactions"))
@@ -214,6 +260,8 @@ def main() -> None:
             count = asyncio.run(stored(settings))
             assert count == args.rows, f"{count:,} interactions stored of {args.rows:,}"
             copying = asyncio.run(baseline(settings, args.rows, people, args.batch_size))
+        with scratch_database() as settings:
+            most = asyncio.run(ceiling(settings, args.rows, args.customers, args.batch_size))
         beside = None
         if not args.skip_worker:
             with scratch_database() as settings, (Path(scratch) / "worker.log").open("wb") as log:
@@ -231,6 +279,10 @@ def main() -> None:
     print(f"retention import: {seconds:.1f} s, {rate:,.0f} interactions/s (target >= 100,000)")
     print(f"baseline COPY, same indexes: {copying:.1f} s, {raw:,.0f} rows/s")
     print(f"import / baseline: {rate / raw:.1%}")
+    print(
+        f"PostgreSQL alone, 2 sessions, generated rows with their claims: {most:,.0f} rows/s "
+        f"(import at {rate / most:.1%} of it)"
+    )
     print(f"import peak RSS: {peak / 2**20:,.0f} MiB for a {size / 2**20:,.0f} MiB file")
     if beside is not None:
         print(
