@@ -136,7 +136,9 @@ async def test_two_workers_score_a_burst_exactly_once(
         [job for job in done if job.startswith(f"{settings.queue_name}:events:")]
         for done in finished
     ]
-    assert all(event_jobs), f"one worker ran every event job: {event_jobs}"
+    # Which worker takes which job is arq's choice: each relay waits for its last job to run,
+    # so a burst may become a few jobs that one worker happens to take all of.
+    assert event_jobs[0] or event_jobs[1]
     assert not set(event_jobs[0]) & set(event_jobs[1]), "a job ran in both workers"
 
     # Every event the burst wrote went into exactly one job, and that job counted it once.
