@@ -74,25 +74,11 @@ async def relay_batch(
     return len(event_ids), job
 
 
-async def relay_once(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    arq_redis: ArqRedis,
-    queue_name: str,
-    batch_size: int = BATCH_SIZE,
-) -> int:
-    """Relay up to `batch_size` pending events as one job; the number relayed."""
-    relayed, _ = await relay_batch(sessionmaker, arq_redis, queue_name, batch_size)
-    return relayed
-
-
-async def until_run(job: Job, seconds: float) -> bool:
-    """Wait until `job` has run (or is gone), at most `seconds`; whether it has."""
+async def until_run(job: Job, seconds: float) -> None:
+    """Wait until `job` has run (or is gone), at most `seconds`."""
     deadline = time.monotonic() + seconds
-    while await job.status() not in _RUN:
-        if time.monotonic() >= deadline:
-            return False
+    while time.monotonic() < deadline and await job.status() not in _RUN:
         await asyncio.sleep(_POLL_SECONDS)
-    return True
 
 
 async def relay_pending(
@@ -138,7 +124,6 @@ async def relay_forever(
         nonlocal previous
         if previous is not None:
             await until_run(previous, previous_job_wait)
-            previous = None
         total, previous = await _relay_all(sessionmaker, arq_redis, queue_name, batch_size)
         if total:
             log.debug("relayed %d outbox events", total)

@@ -8,7 +8,7 @@ from arq.connections import RedisSettings
 from fastapi import FastAPI
 
 from services.core.config import Settings
-from services.scorer.relay import relay_once
+from services.scorer.relay import relay_batch
 
 
 async def _forget_jobs(redis: ArqRedis, queue_name: str) -> None:
@@ -32,6 +32,9 @@ async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
 def relay(app: FastAPI, arq_redis: ArqRedis, settings: Settings) -> Callable[..., Awaitable[int]]:
     async def run(batch_size: int = 500, redis: ArqRedis | None = None) -> int:
         pool = arq_redis if redis is None else redis
-        return await relay_once(app.state.sessionmaker, pool, settings.queue_name, batch_size)
+        relayed, _ = await relay_batch(
+            app.state.sessionmaker, pool, settings.queue_name, batch_size
+        )
+        return relayed
 
     return run

@@ -4,7 +4,8 @@ Redis is down, nothing relayed twice by concurrent relays, woken by NOTIFY."""
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -209,6 +210,33 @@ async def _until(condition: Callable[[], Awaitable[bool]], seconds: float) -> fl
     return time.monotonic() - start
 
 
+@asynccontextmanager
+async def running_relay(
+    app: FastAPI,
+    arq_redis: ArqRedis,
+    settings: Settings,
+    *,
+    poll_seconds: float,
+    previous_job_wait: float,
+) -> AsyncIterator[asyncio.Task[None]]:
+    """`relay_forever` on the test's database and queue, cancelled at the end of the block."""
+    task = asyncio.create_task(
+        relay_forever(
+            app.state.sessionmaker,
+            arq_redis,
+            settings.queue_name,
+            asyncpg_dsn(settings.require_database_url()),
+            poll_seconds=poll_seconds,
+            previous_job_wait=previous_job_wait,
+        )
+    )
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+
+
 async def test_relay_forever_wakes_on_notify(
     app: FastAPI,
     client: httpx.AsyncClient,
@@ -221,17 +249,10 @@ async def test_relay_forever_wakes_on_notify(
         return await count_rows(engine, "outbox_events", PENDING) == 0
 
     await post_interactions(client, customers[0])
-    task = asyncio.create_task(
-        relay_forever(
-            app.state.sessionmaker,
-            arq_redis,
-            settings.queue_name,
-            asyncpg_dsn(settings.require_database_url()),
-            poll_seconds=30,
-            previous_job_wait=0,  # no worker runs the jobs here
-        )
-    )
-    try:
+    # previous_job_wait=0: no worker runs the jobs here
+    async with running_relay(
+        app, arq_redis, settings, poll_seconds=30, previous_job_wait=0
+    ) as task:
         # the first pass (which follows LISTEN) relays what was already pending
         await _until(drained, 5)
         assert await _listening(engine) == 1
@@ -239,9 +260,6 @@ async def test_relay_forever_wakes_on_notify(
         await post_interactions(client, customers[1])
         assert await _until(drained, 3) < 3
         assert not task.done()
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
     assert task.cancelled()
     assert [j.args for j in await queued(arq_redis, settings)] == [([1],), ([2],)]
     await _until(lambda: _zero(_listening(engine)), 3)
@@ -262,17 +280,9 @@ async def test_relay_forever_waits_for_its_last_job_and_sends_what_came_meanwhil
     async def pending() -> int:
         return await count_rows(engine, "outbox_events", PENDING)
 
-    task = asyncio.create_task(
-        relay_forever(
-            app.state.sessionmaker,
-            arq_redis,
-            settings.queue_name,
-            asyncpg_dsn(settings.require_database_url()),
-            poll_seconds=0.05,
-            previous_job_wait=30,
-        )
-    )
-    try:
+    async with running_relay(
+        app, arq_redis, settings, poll_seconds=0.05, previous_job_wait=30
+    ) as task:
         await post_interactions(client, customers[0])
         await _until(lambda: _zero(pending()), 5)
         await post_interactions(client, customers[1])
@@ -285,9 +295,6 @@ async def test_relay_forever_waits_for_its_last_job_and_sends_what_came_meanwhil
         await arq_redis.delete(job_key_prefix + first)
         await _until(lambda: _zero(pending()), 3)
         assert not task.done()
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
     assert [j.args for j in await queued(arq_redis, settings)] == [([2, 3],)]
 
 
@@ -299,23 +306,10 @@ async def test_a_job_that_never_runs_holds_the_relay_back_only_so_long(
     arq_redis: ArqRedis,
     customers: list[str],
 ) -> None:
-    task = asyncio.create_task(
-        relay_forever(
-            app.state.sessionmaker,
-            arq_redis,
-            settings.queue_name,
-            asyncpg_dsn(settings.require_database_url()),
-            poll_seconds=0.05,
-            previous_job_wait=0.3,
-        )
-    )
-    try:
+    async with running_relay(app, arq_redis, settings, poll_seconds=0.05, previous_job_wait=0.3):
         for customer in customers[:2]:
             await post_interactions(client, customer)
             await _until(lambda: _zero(count_rows(engine, "outbox_events", PENDING)), 5)
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
     assert [j.args for j in await queued(arq_redis, settings)] == [([1],), ([2],)]
 
 
@@ -340,25 +334,14 @@ async def test_relay_forever_survives_redis_errors(
 
     monkeypatch.setattr(arq_redis, "enqueue_job", flaky)
     await post_interactions(client, customers[0])
-    task = asyncio.create_task(
-        relay_forever(
-            app.state.sessionmaker,
-            arq_redis,
-            settings.queue_name,
-            asyncpg_dsn(settings.require_database_url()),
-            poll_seconds=0.05,
-            previous_job_wait=0,
-        )
-    )
-    try:
+    async with running_relay(
+        app, arq_redis, settings, poll_seconds=0.05, previous_job_wait=0
+    ) as task:
         await _until(lambda: _zero(count_rows(engine, "outbox_events", PENDING)), 5)
         assert failures == 0
         await post_interactions(client, customers[1])
         await _until(lambda: _zero(count_rows(engine, "outbox_events", PENDING)), 3)
         assert not task.done()
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
     assert [j.args for j in await queued(arq_redis, settings)] == [([1],), ([2],)]
 
 
