@@ -74,14 +74,10 @@ async def ensure_months(
     partition until a later call or the worker's maintenance moves them out."""
     done: set[datetime] = set()
     for month in sorted(months_of(moments)):
-        try:
-            async with conn.transaction():
-                await _limit_lock_wait(conn, lock_timeout)
-                await ensure_range(conn, month, month)
-        except asyncpg.LockNotAvailableError:
+        if await _within_lock_wait(conn, lock_timeout, _ENSURE, month, month) is None:
             log.info("the partition of %s waits for readers; its rows go to the default", month)
-            continue
-        done.add(month)
+        else:
+            done.add(month)
     return done
 
 
@@ -95,17 +91,25 @@ async def maintain(
     the next run (see `ensure_months`)."""
     created = 0
     for statement, args in ((_AHEAD, (months_ahead,)), (_SPLIT_DEFAULT, ())):
-        try:
-            async with conn.transaction():
-                await _limit_lock_wait(conn, lock_timeout)
-                created += await conn.fetchval(statement, *args)
-        except asyncpg.LockNotAvailableError:
+        step = await _within_lock_wait(conn, lock_timeout, statement, *args)
+        if step is None:
             log.warning("partition maintenance waits for long readers; the next run tries again")
+        else:
+            created += step
     return created
 
 
-async def _limit_lock_wait(conn: asyncpg.Connection, lock_timeout: timedelta | None) -> None:
-    """For the rest of the transaction."""
-    if lock_timeout is not None:
-        milliseconds = max(1, round(lock_timeout.total_seconds() * 1000))
-        await conn.execute(f"SET LOCAL lock_timeout = {milliseconds}")
+async def _within_lock_wait(
+    conn: asyncpg.Connection, lock_timeout: timedelta | None, statement: str, *args: object
+) -> int | None:
+    """The statement's count, in a transaction of its own; None when a lock it needed was not
+    granted within `lock_timeout`."""
+    try:
+        async with conn.transaction():
+            if lock_timeout is not None:
+                milliseconds = max(1, round(lock_timeout.total_seconds() * 1000))
+                await conn.execute(f"SET LOCAL lock_timeout = {milliseconds}")
+            count: int = await conn.fetchval(statement, *args)
+            return count
+    except asyncpg.LockNotAvailableError:
+        return None
