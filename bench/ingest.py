@@ -85,6 +85,14 @@ def as_json(row: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def batch_bodies(rows: list[dict[str, Any]], size: int = BATCH) -> list[bytes]:
+    """The rows as `POST /v1/interactions/batch` bodies of `size` items each."""
+    return [
+        orjson.dumps({"items": [as_json(r) for r in rows[o : o + size]]})
+        for o in range(0, len(rows), size)
+    ]
+
+
 async def post_batches(base: str, key: str, bodies: list[bytes]) -> float:
     """Seconds to post these bodies from CLIENTS clients at once."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -163,11 +171,7 @@ def ingest_beside_worker(rows: int, workers: int, worker: bool) -> tuple[float, 
     last batch); with `worker`, a `retention worker` runs meanwhile."""
     with scratch_database() as settings:
         key = asyncio.run(admin_key(settings))
-        made = make_rows(asyncio.run(seed_customers(settings, 1_000)), rows)
-        bodies = [
-            orjson.dumps({"items": [as_json(r) for r in made[o : o + BATCH]]})
-            for o in range(0, len(made), BATCH)
-        ]
+        bodies = batch_bodies(make_rows(asyncio.run(seed_customers(settings, 1_000)), rows))
         with uvicorn("services.api.app:create_app", settings, workers) as api:
             if not worker:
                 return rows / asyncio.run(post_batches(api, key, bodies)), None
@@ -191,10 +195,7 @@ def main() -> None:
         key = asyncio.run(admin_key(settings))
         customers = asyncio.run(seed_customers(settings, 1_000))
         rows = make_rows(customers, args.rows)
-        bodies = [
-            orjson.dumps({"items": [as_json(r) for r in rows[o : o + BATCH]]})
-            for o in range(0, len(rows), BATCH)
-        ]
+        bodies = batch_bodies(rows)
         asyncio.run(create_copy_tables(settings))
         per_round = -(-len(bodies) // args.rounds)
         seconds = {"bare": 0.0, "indexed": 0.0, "api": 0.0}
@@ -207,8 +208,8 @@ def main() -> None:
                 part = rows[start * BATCH : (start + per_round) * BATCH]
                 seconds["bare"] += asyncio.run(raw_copy(settings, part, "copy_bare"))
                 seconds["indexed"] += asyncio.run(raw_copy(settings, part, "copy_indexed"))
-                batch_bodies = bodies[start : start + per_round]
-                seconds["api"] += asyncio.run(post_batches(api, key, batch_bodies))
+                round_bodies = bodies[start : start + per_round]
+                seconds["api"] += asyncio.run(post_batches(api, key, round_bodies))
             paths = [f"/v1/customers/{customer}" for customer in customers]
             auth = {"Authorization": f"Bearer {key}"}
             each = max(1, args.seconds // args.rounds)

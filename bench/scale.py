@@ -53,7 +53,7 @@ import psutil
 from sqlalchemy import make_url
 
 from bench.harness import PROCESS_ENV, ROOT, admin_key, free_port, scratch_database
-from bench.ingest import as_json, make_rows, seed_customers
+from bench.ingest import batch_bodies, make_rows, seed_customers
 from bench.latency import SCORES, prescore, seed
 from services.core.config import Settings
 from services.core.db import asyncpg_dsn
@@ -290,10 +290,7 @@ def ingest_run(args: argparse.Namespace, api_workers: int, log: IO[bytes]) -> In
         key = asyncio.run(admin_key(settings))
         customers = asyncio.run(seed_customers(settings, 1_000))
         rows = make_rows(customers, args.rows + WARMUP_BATCHES * args.batch)
-        bodies = [
-            orjson.dumps({"items": [as_json(r) for r in rows[o : o + args.batch]]})
-            for o in range(0, len(rows), args.batch)
-        ]
+        bodies = batch_bodies(rows, args.batch)
         warmup, timed = bodies[:WARMUP_BATCHES], bodies[WARMUP_BATCHES:]
         with serve(settings, api_workers, log) as (base, api):
 
